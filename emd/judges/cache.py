@@ -1,0 +1,200 @@
+"""On-disk verdict cache and the :class:`CachedJudge` wrapper every backend runs behind.
+
+One SQLite file (``judge_cache.sqlite``) in the emd cache folder. A verdict is stored under
+sha256(judge id, judge version, query kind, query fields, backend parameters), so changing the
+judge, its prompt templates/rules or its sampling parameters never reuses a stale answer. Only
+``scored`` and ``refused`` verdicts are stored: ``unparsed`` and ``error`` are retried on the next
+run (they are usually transient). Nothing secret is stored: the key is a hash of the query, and
+the row holds the verdict only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from ..errors import JudgeError
+from .base import ConsistencyQuery, JudgeStats, NumericQuery, PropositionQuery, Verdict
+
+CACHE_FILENAME = "judge_cache.sqlite"
+CACHEABLE_STATES = ("scored", "refused")
+
+
+def default_cache_path(cache_dir: str | os.PathLike | None = None) -> Path:
+    """``<cache_dir>/judge_cache.sqlite``; else ``$EMD_CACHE_DIR/...``; else ``~/.cache/emd/...``."""
+    if cache_dir is not None:
+        return Path(cache_dir).expanduser() / CACHE_FILENAME
+    env = os.environ.get("EMD_CACHE_DIR")
+    base = Path(env).expanduser() if env else Path.home() / ".cache" / "emd"
+    return base / CACHE_FILENAME
+
+
+def cache_key(judge_id: str, version: str, kind: str, query: Any, params: dict) -> str:
+    """sha256 hex of everything that can change a verdict (query fields include the prompt inputs)."""
+    payload = dataclasses.asdict(query) if dataclasses.is_dataclass(query) else query
+    blob = json.dumps({"judge": judge_id, "version": version, "kind": kind, "query": payload,
+                       "params": params}, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+class JudgeCache:
+    """A SQLite table ``verdicts(key, judge, kind, verdict, created)``; safe across threads/processes."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        # check_same_thread=False + our own lock: one connection shared by a judge's threads.
+        self._conn = sqlite3.connect(str(self.path), timeout=30.0, check_same_thread=False)
+        with self._lock, self._conn:
+            try:
+                self._conn.execute("PRAGMA journal_mode=WAL")  # concurrent readers while a sweep writes
+            except sqlite3.DatabaseError:
+                pass
+            self._conn.execute(
+                "CREATE TABLE IF NOT EXISTS verdicts (key TEXT PRIMARY KEY, judge TEXT NOT NULL, "
+                "kind TEXT NOT NULL, verdict TEXT NOT NULL, created REAL NOT NULL)")
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, Verdict]:
+        """The cached verdicts among ``keys``."""
+        out: dict[str, Verdict] = {}
+        uniq = list(dict.fromkeys(keys))
+        with self._lock:
+            for i in range(0, len(uniq), 500):  # SQLite's host-parameter limit
+                chunk = uniq[i:i + 500]
+                rows = self._conn.execute(
+                    f"SELECT key, verdict FROM verdicts WHERE key IN ({','.join('?' * len(chunk))})",
+                    chunk).fetchall()
+                for k, v in rows:
+                    out[k] = Verdict(**json.loads(v))
+        return out
+
+    def put_many(self, items: Sequence[tuple[str, str, str, Verdict]]) -> None:
+        """Store ``(key, judge_id, kind, verdict)`` rows whose verdict state is cacheable."""
+        rows = [(k, j, kind, json.dumps(dataclasses.asdict(v)), time.time())
+                for k, j, kind, v in items if v.state in CACHEABLE_STATES]
+        if not rows:
+            return
+        with self._lock, self._conn:
+            self._conn.executemany("INSERT OR REPLACE INTO verdicts VALUES (?, ?, ?, ?, ?)", rows)
+
+    def __bool__(self) -> bool:  # an empty cache is still a cache
+        return True
+
+    def __len__(self) -> int:
+        """Number of stored verdicts."""
+        with self._lock:
+            return self._conn.execute("SELECT COUNT(*) FROM verdicts").fetchone()[0]
+
+    def close(self) -> None:
+        """Close the connection (the file stays)."""
+        with self._lock:
+            self._conn.close()
+
+
+_KINDS: dict[str, type] = {"proposition": PropositionQuery, "numeric": NumericQuery,
+                           "consistency": ConsistencyQuery}
+
+
+class CachedJudge:
+    """Wraps a backend: answers from the cache where it can, sends the rest to the backend in one
+    batch (duplicates sent once), stores the cacheable answers and keeps :class:`JudgeStats`.
+
+    ``stats.calls`` counts queries the backend actually answered (0 on a fully cached rerun);
+    ``retries``/``failures`` come from the backend (API retries, error verdicts).
+    """
+
+    def __init__(self, backend: Any, cache: JudgeCache | None):
+        self.backend = backend
+        self.cache = cache
+        self.id: str = backend.id
+        self.version: str = backend.version
+        self._lock = threading.Lock()
+        self._calls = 0
+        self._hits = 0
+        self._by_state: dict[str, int] = {}
+
+    @property
+    def params(self) -> dict:
+        """Backend parameters that change verdicts (thresholds, sampling, template hashes)."""
+        return dict(getattr(self.backend, "cache_params", {}) or {})
+
+    @property
+    def stats(self) -> JudgeStats:
+        """A snapshot of this judge's counters."""
+        inner = getattr(self.backend, "stats", None)
+        with self._lock:
+            return JudgeStats(calls=self._calls, cache_hits=self._hits,
+                              retries=getattr(inner, "retries", 0), failures=getattr(inner, "failures", 0),
+                              by_state=dict(self._by_state))
+
+    def reset_stats(self) -> None:
+        """Zero the counters (e.g. between a baseline and a fine-tuned evaluation)."""
+        with self._lock:
+            self._calls = self._hits = 0
+            self._by_state = {}
+        inner = getattr(self.backend, "stats", None)
+        if isinstance(inner, JudgeStats):
+            inner.retries = inner.failures = inner.calls = 0
+
+    def judge_propositions(self, queries: Sequence[PropositionQuery]) -> list[Verdict]:
+        """Label each response A/B/C/D (cached)."""
+        return self._run("proposition", queries, self.backend.judge_propositions)
+
+    def judge_numeric(self, queries: Sequence[NumericQuery]) -> list[Verdict]:
+        """Extract the asserted numeric bounds of each response (cached)."""
+        return self._run("numeric", queries, self.backend.judge_numeric)
+
+    def judge_consistency(self, queries: Sequence[ConsistencyQuery]) -> list[Verdict]:
+        """Label each text yes/no for consistency with its view (cached)."""
+        return self._run("consistency", queries, self.backend.judge_consistency)
+
+    def _run(self, kind: str, queries: Sequence[Any], fn: Callable[[list], list[Verdict]]) -> list[Verdict]:
+        queries = list(queries)
+        want = _KINDS[kind]
+        for i, q in enumerate(queries):
+            if not isinstance(q, want):
+                raise JudgeError(f"{self.id}: query {i} is {type(q).__name__}, expected {want.__name__}")
+        if not queries:
+            return []
+        params = self.params
+        keys = [cache_key(self.id, self.version, kind, q, params) for q in queries]
+        found = self.cache.get_many(keys) if self.cache is not None else {}
+        todo: dict[str, Any] = {}
+        for k, q in zip(keys, queries):
+            if k not in found and k not in todo:
+                todo[k] = q
+        fresh: dict[str, Verdict] = {}
+        if todo:
+            answers = fn(list(todo.values()))
+            if len(answers) != len(todo):
+                raise JudgeError(f"{self.id} returned {len(answers)} verdicts for {len(todo)} {kind} queries")
+            fresh = dict(zip(todo.keys(), answers))
+            if self.cache is not None:
+                self.cache.put_many([(k, self.id, kind, v) for k, v in fresh.items()])
+        out = [found.get(k) or fresh[k] for k in keys]
+        with self._lock:
+            self._calls += len(todo)
+            self._hits += sum(1 for k in keys if k in found)
+            for v in out:
+                self._by_state[v.state] = self._by_state.get(v.state, 0) + 1
+        return out
+
+    def close(self) -> None:
+        """Release the cache connection and the backend's resources."""
+        if self.cache is not None:
+            self.cache.close()
+        close = getattr(self.backend, "close", None)
+        if callable(close):
+            close()
+
+    def __repr__(self) -> str:
+        where = self.cache.path if self.cache is not None else None
+        return f"CachedJudge({self.id!r}, version={self.version!r}, cache={where})"
