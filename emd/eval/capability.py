@@ -1,0 +1,267 @@
+"""Capability evaluation through lm-eval's ``simple_evaluate`` (base model, with its adapter if any).
+
+Task names are config. emd ships three offline tasks in ``evaluation/tasks/`` (an lm-eval
+``include_path`` folder), tagged ``emd_capability``:
+
+- ``emd_arith``: arithmetic word problems, zero-shot, exact match on the final number;
+- ``emd_knowledge``: four-option general-knowledge questions, scored by log-likelihood (acc, acc_norm);
+- ``emd_code``: small Python functions whose hidden tests run in :mod:`emd.sandbox` (pass_at_1).
+
+Any lm-eval task name works too (``mmlu``, ``gsm8k``, ``humaneval``, ``gpqa_main_zeroshot`` ...) where
+the Hugging Face hub (or a local datasets cache) is reachable.
+
+Metric names: ``cap/<task>/<metric>`` for lm-eval's default filter ``none``, and
+``cap/<task>/<metric>/<filter>`` otherwise (gsm8k reports ``strict-match`` and ``flexible-extract``).
+Characters MLflow refuses in a metric name are replaced (``pass@1`` -> ``pass_at_1``). Standard errors
+are kept apart, in :attr:`CapabilityResult.stderr` as ``cap/<task>/<metric>_stderr``, so that
+deltas and sweep objectives only ever see point estimates.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from emd.errors import ConfigError, DataError
+
+__all__ = [
+    "OFFLINE_TASKS",
+    "TASKS_DIR",
+    "CapabilityResult",
+    "capability_deltas",
+    "metric_name",
+    "resolve_tasks",
+    "run_capability",
+]
+
+TASKS_DIR = Path(__file__).resolve().parents[2] / "evaluation" / "tasks"
+"""emd's lm-eval task folder, passed to lm-eval as ``include_path``."""
+
+OFFLINE_TASKS = ("emd_arith", "emd_knowledge", "emd_code")
+"""emd's own tasks: need no hub access (the default task list)."""
+
+_MLFLOW_UNSAFE = re.compile(r"[^\w./\- :]")  # MLflow allows alphanumerics, _ - . / space and colon
+
+
+@dataclass(frozen=True)
+class CapabilityResult:
+    """What one :func:`run_capability` call measured."""
+
+    metrics: dict[str, float]
+    """Point estimates, ``cap/<task>/<metric>[/<filter>]`` -> value (finite numbers only)."""
+    stderr: dict[str, float] = field(default_factory=dict)
+    """Standard errors, ``cap/<task>/<metric>[/<filter>]_stderr`` -> value, where lm-eval gave one."""
+    n_samples: dict[str, int] = field(default_factory=dict)
+    """Items actually scored per task (after ``limit``): small counts mean wide error bars."""
+    versions: dict[str, Any] = field(default_factory=dict)
+    """Task version per task (from the YAML ``metadata.version``): scores of different versions differ."""
+    raw: dict[str, Any] = field(default_factory=dict)
+    """lm-eval's full result dict (``results``, ``configs``, ``samples`` with every response ...)."""
+
+
+def _check_tasks_dir(tasks_dir: Path) -> Path:
+    if not (tasks_dir / "emd_arith.yaml").is_file():
+        raise ConfigError(
+            f"lm-eval task folder {tasks_dir} does not hold emd's tasks (emd_arith.yaml missing); "
+            "pass tasks_dir=<repo>/evaluation/tasks"
+        )
+    return tasks_dir
+
+
+@functools.lru_cache(maxsize=4)
+def _task_manager(include_defaults: bool, tasks_dir: str):
+    """A cached ``TaskManager``: indexing lm-eval's own ~14,700 tasks takes ~17 s, do it once."""
+    from lm_eval.tasks import TaskManager
+
+    return TaskManager(include_path=tasks_dir, include_defaults=include_defaults)
+
+
+def _normalise(names: Sequence[str] | str) -> list[str]:
+    if isinstance(names, str):
+        names = names.split(",")
+    out: list[str] = []
+    for name in names:
+        if not isinstance(name, str):
+            raise ConfigError(f"capability task names must be strings, got {name!r}")
+        name = name.strip()
+        if name and name not in out:
+            out.append(name)
+    return out
+
+
+def resolve_tasks(names: Sequence[str] | str, tasks_dir: Path = TASKS_DIR) -> list[str]:
+    """Check lm-eval task/group/tag names and return them stripped, de-duplicated, in order.
+
+    Names of emd's own tasks are checked against ``tasks_dir`` alone (fast, offline); any other
+    name makes lm-eval index its built-in tasks as well (~17 s, once per process). A comma-separated
+    string is accepted too. An empty list means "no capability evaluation" and returns ``[]``.
+
+    Raises:
+        ConfigError: for an unknown name; the message lists the closest known names.
+    """
+    wanted = _normalise(names)
+    if not wanted:
+        return []
+    tasks_dir = _check_tasks_dir(Path(tasks_dir))
+    manager = _task_manager(False, str(tasks_dir))
+    if any(name not in manager.all_tasks for name in wanted):
+        manager = _task_manager(True, str(tasks_dir))
+    known = manager.all_tasks
+    unknown = [name for name in wanted if name not in known]
+    if unknown:
+        hints = []
+        for name in unknown:
+            close = difflib.get_close_matches(name, known, n=6, cutoff=0.6)
+            hints.append(f"'{name}' (close matches: {', '.join(close) if close else 'none'})")
+        raise ConfigError(
+            f"unknown lm-eval task{'s' if len(unknown) > 1 else ''} {'; '.join(hints)}. emd's offline tasks: "
+            f"{', '.join(OFFLINE_TASKS)} (tag emd_capability); `lm-eval ls tasks` lists the rest"
+        )
+    return wanted
+
+
+def metric_name(task: str, metric: str, filter_name: str = "none") -> str:
+    """The tracking name of one lm-eval metric: ``cap/<task>/<metric>`` (+ ``/<filter>``)."""
+    name = f"cap/{task}/{metric}" if filter_name == "none" else f"cap/{task}/{metric}/{filter_name}"
+    return _MLFLOW_UNSAFE.sub("_", name.replace("@", "_at_"))
+
+
+def _collect(raw: Mapping[str, Any]) -> tuple[dict[str, float], dict[str, float]]:
+    """Split lm-eval's ``results`` (and group aggregates) into metrics and standard errors."""
+    metrics: dict[str, float] = {}
+    stderr: dict[str, float] = {}
+    sections = [raw.get("results") or {}, raw.get("groups") or {}]
+    for section in sections:
+        for task, entries in section.items():
+            for key, value in entries.items():
+                if "," not in key or isinstance(value, bool) or not isinstance(value, (int, float)):
+                    continue  # "alias", "name", or "N/A" where lm-eval could not compute a stderr
+                if not math.isfinite(value):
+                    continue
+                metric, filter_name = key.split(",", 1)
+                if metric.endswith("_stderr"):
+                    base = metric_name(task, metric[: -len("_stderr")], filter_name)
+                    stderr[base + "_stderr"] = float(value)
+                else:
+                    metrics[metric_name(task, metric, filter_name)] = float(value)
+    return metrics, stderr
+
+
+def run_capability(
+    model: Any,
+    tasks: Sequence[str] | str = OFFLINE_TASKS,
+    limit: int | float | None = None,
+    batch_size: int = 8,
+    apply_chat_template: bool = True,
+    system_instruction: str | None = None,
+    allow_unsandboxed_code: bool = False,
+    tasks_dir: Path = TASKS_DIR,
+) -> CapabilityResult:
+    """Evaluate ``model`` (an emd ``ChatModel``) on lm-eval tasks with ``simple_evaluate``.
+
+    Args:
+        model: has ``.model`` (a transformers causal LM, or a ``PeftModel`` = base + adapter) and
+            ``.tokenizer``. The model is evaluated in ``eval()`` mode and its mode restored after.
+        tasks: lm-eval task, group or tag names (see :func:`resolve_tasks`).
+        limit: items per task (an int), or a fraction (a float < 1); None = all. lm-eval takes the
+            first items, so a given limit always scores the same items.
+        batch_size: lm-eval's batch size for generation and log-likelihood requests.
+        apply_chat_template: wrap prompts in the tokenizer's chat template (right for chat models;
+            changes scores, so log it).
+        system_instruction: system message for every prompt. None leaves it to the chat template
+            (SmolLM2's template then inserts its own default system prompt).
+        allow_unsandboxed_code: lm-eval tasks outside emd that execute model code (``humaneval``
+            ...) run it with lm-eval's own executor, not :mod:`emd.sandbox`; they run only when
+            this is True. emd's ``emd_code`` always runs, in the sandbox.
+        tasks_dir: the lm-eval ``include_path`` folder with emd's tasks.
+
+    Returns:
+        A :class:`CapabilityResult`; empty when ``tasks`` is empty.
+
+    Raises:
+        ConfigError: unknown task name, bad ``limit``, or an unsandboxed code task not allowed.
+        DataError: a task's dataset could not be loaded (for hub tasks: no hub access?).
+    """
+    names = resolve_tasks(tasks, tasks_dir)
+    if not names:
+        return CapabilityResult(metrics={})
+    if limit is not None and (isinstance(limit, bool) or not limit > 0):
+        raise ConfigError(f"capability limit must be a positive int (items) or a fraction in (0, 1), got {limit!r}")
+    if isinstance(limit, float) and limit >= 1:
+        limit = int(limit)
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ConfigError(f"capability batch_size must be a positive int, got {batch_size!r}")
+
+    import lm_eval
+    from lm_eval.models.huggingface import HFLM
+
+    tasks_dir = Path(tasks_dir)
+    ours = _task_manager(False, str(tasks_dir))
+    only_ours = all(name in ours.all_tasks for name in names)
+    manager = ours if only_ours else _task_manager(True, str(tasks_dir))
+
+    net = model.model
+    was_training = bool(getattr(net, "training", False))
+    net.eval()
+    try:
+        lm = HFLM(pretrained=net, tokenizer=model.tokenizer, batch_size=batch_size, backend="causal")
+        raw = lm_eval.simple_evaluate(
+            model=lm,
+            tasks=names,
+            task_manager=manager,
+            limit=limit,
+            apply_chat_template=apply_chat_template,
+            system_instruction=system_instruction,
+            # emd's code task runs model code only in emd.sandbox; other tasks need explicit consent
+            confirm_run_unsafe_code=only_ours or allow_unsandboxed_code,
+            bootstrap_iters=1000,  # only non-mean metrics bootstrap; 1000 is plenty for a stderr
+            log_samples=True,
+        )
+    except ValueError as exc:
+        if "marked as unsafe" in str(exc):
+            raise ConfigError(
+                f"{exc}. That task runs model-written code outside emd's sandbox: pass "
+                "allow_unsandboxed_code=True to run it anyway, or use emd_code"
+            ) from exc
+        raise
+    except OSError as exc:  # datasets / huggingface_hub errors (no network, missing dataset)
+        raise DataError(
+            f"lm-eval tasks {names}: a dataset could not be loaded ({exc}); without hub access use "
+            f"emd's offline tasks: {', '.join(OFFLINE_TASKS)}"
+        ) from exc
+    finally:
+        if was_training:
+            net.train()
+    if raw is None:  # only on non-zero ranks of a distributed run
+        return CapabilityResult(metrics={})
+    metrics, stderr = _collect(raw)
+    n_samples = {task: int(v.get("effective", 0)) for task, v in (raw.get("n-samples") or {}).items()}
+    return CapabilityResult(
+        metrics=metrics, stderr=stderr, n_samples=n_samples, versions=dict(raw.get("versions") or {}), raw=raw
+    )
+
+
+def capability_deltas(
+    metrics: Mapping[str, float], reference: Mapping[str, float], against: str = "vanilla"
+) -> dict[str, float]:
+    """Differences ``metrics - reference`` as ``delta/<name>/vs_<against>``.
+
+    ``delta/cap/emd_arith/exact_match/vs_vanilla`` = trained score minus the vanilla model's
+    score (negative = capability lost). Only names present in both mappings get a delta, so a
+    task evaluated on one side only is skipped rather than compared with nothing.
+    """
+    if not re.fullmatch(r"[a-z][a-z0-9_]*", against):
+        raise ConfigError(
+            f"capability_deltas: against must be a lower-case name such as vanilla or control, got {against!r}"
+        )
+    return {
+        f"delta/{name}/vs_{against}": float(value) - float(reference[name])
+        for name, value in metrics.items()
+        if name in reference
+    }

@@ -1,0 +1,291 @@
+"""Run model-written Python code against tests in a separate, restricted process.
+
+This is a **best-effort sandbox, not a security boundary**. It exists so that the code a small model
+writes by accident (an endless loop, a stray ``open("/etc/x", "w")``, an HTTP call copied from its
+training data) cannot hang an evaluation, touch files outside a scratch folder or reach the network.
+Code written *to* escape (ctypes tricks, frame walking to reach the guard's state, kernel bugs)
+can get out: run untrusted, adversarial code only inside a container or VM with no credentials.
+
+What the child process gets:
+
+- ``python -I -B`` (isolated mode: no user site-packages, no ``PYTHON*`` variables, no cwd on
+  ``sys.path``) started in a fresh temporary directory, its own session and process group (a
+  timeout kills the whole group), a minimal environment whose ``HOME`` and ``TMPDIR`` are that
+  directory, and stdin/stdout/stderr that are not the parent's.
+- ``resource`` limits: CPU seconds, address space, file size, open files, processes, no core dumps.
+- An audit hook (PEP 578) installed before the code runs that ends the process with
+  :data:`BLOCKED_EXIT` when the code opens a file for writing (or removes, renames, chmods,
+  copies onto ...) a path outside its directory, starts a process (``subprocess``, ``os.system``,
+  ``os.exec*``, ``os.fork`` ...), touches a socket, loads native code through ``ctypes`` or changes
+  resource limits. Ending the process rather than raising means a bare ``except:`` in the model's
+  code cannot swallow the refusal and still pass the tests.
+- ``socket.socket`` and ``socket.create_connection`` replaced by functions that do the same.
+
+The verdict needs both exit status 0 and a per-run random token printed after the tests, so code
+that calls ``sys.exit(0)`` or ``os._exit(0)`` before the tests run is scored ``failed``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from emd.errors import ConfigError
+
+__all__ = ["BLOCKED_EXIT", "SandboxResult", "SandboxStatus", "run_python"]
+
+SandboxStatus = Literal["passed", "failed", "timeout", "error", "blocked"]
+
+BLOCKED_EXIT = 86
+"""Exit status the child uses when the audit hook refused an operation."""
+
+_FAILED_EXIT = 1  # the code or the tests raised (an AssertionError, a NameError, ...)
+_ERROR_EXIT = 2  # the code or the tests do not compile
+_MAX_OUTPUT_CHARS = 20_000  # keep results small: they end up in per-item tables
+_FILE_SIZE_LIMIT = 16 * 1024 * 1024  # also caps stdout/stderr files: a print loop cannot fill the disk
+
+
+@dataclass(frozen=True)
+class SandboxResult:
+    """Outcome of one :func:`run_python` call."""
+
+    passed: bool
+    """True only when the code and every test ran to completion without an exception."""
+    status: SandboxStatus
+    """``passed``; ``failed`` (a test or the code raised, or it exited early); ``timeout`` (wall
+    clock or CPU limit reached, process group killed); ``error`` (does not compile, or the child
+    died of a signal); ``blocked`` (the guard refused a file write outside the folder, a process,
+    a socket ...)."""
+    stdout: str
+    """The child's standard output (the last 20,000 characters, token line removed)."""
+    stderr: str
+    """The child's standard error (the last 20,000 characters); the refusal reason when blocked."""
+
+
+# The child's program. It reads {"code", "tests", "token", limits} as JSON from stdin, so nothing of
+# the model's text is ever put on a command line or parsed by a shell.
+_CHILD = r'''
+import json, os, resource, sys
+
+def _main():
+    payload = json.loads(sys.stdin.read())
+    sys.stdin.close()
+    lim = payload["limits"]
+    for name, value in (
+        ("RLIMIT_CPU", (lim["cpu"], lim["cpu"] + 1)),
+        ("RLIMIT_AS", (lim["as"], lim["as"])),
+        ("RLIMIT_FSIZE", (lim["fsize"], lim["fsize"])),
+        ("RLIMIT_NOFILE", (64, 64)),
+        ("RLIMIT_NPROC", (0, 0)),
+        ("RLIMIT_CORE", (0, 0)),
+    ):
+        try:
+            resource.setrlimit(getattr(resource, name), value)
+        except (ValueError, OSError):
+            pass  # some kernels refuse a limit above the current hard one; the others still hold
+
+    root = os.path.realpath(os.getcwd())
+    blocked_exit = payload["blocked_exit"]
+    busy = [False]
+
+    def refuse(event, args):
+        sys.stdout.flush()
+        msg = "emd-sandbox: blocked %s %r\n" % (event, args)
+        os.write(2, msg.encode("utf-8", "replace")[:2000])
+        os._exit(blocked_exit)
+
+    def inside(path):
+        if isinstance(path, int) or path is None:
+            return False  # file descriptors and dir_fd-relative paths: cannot tell where they point
+        path = os.fsdecode(path)
+        full = os.path.realpath(os.path.abspath(path))
+        return full == root or full.startswith(root + os.sep)
+
+    write_flags = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
+    # event -> (indexes of path arguments that must lie inside, indexes of dir_fd arguments)
+    path_events = {
+        "os.remove": ((0,), (1,)), "os.rmdir": ((0,), (1,)), "os.rename": ((0, 1), (2, 3)),
+        "os.mkdir": ((0,), (2,)), "os.chmod": ((0,), (2,)), "os.chown": ((0,), (3,)),
+        "os.link": ((0, 1), (2, 3)), "os.symlink": ((0, 1), (2,)), "os.truncate": ((0,), ()),
+        "os.utime": ((0,), (3,)), "os.setxattr": ((0,), ()), "os.removexattr": ((0,), ()),
+        "os.chflags": ((0,), ()), "os.lchflags": ((0,), ()), "os.mkfifo": ((0,), (2,)),
+        "os.mknod": ((0,), (3,)), "shutil.copyfile": ((1,), ()), "shutil.copymode": ((1,), ()),
+        "shutil.copystat": ((1,), ()), "shutil.copytree": ((1,), ()), "shutil.move": ((0, 1), ()),
+        "shutil.rmtree": ((0,), (1,)), "shutil.chown": ((0,), ()), "shutil.make_archive": ((0,), ()),
+        "shutil.unpack_archive": ((1,), ()),
+    }
+    denied_prefixes = (
+        "socket.", "subprocess.", "os.system", "os.exec", "os.spawn", "os.posix_spawn",
+        "os.fork", "os.forkpty", "os.kill", "os.killpg", "os.startfile", "pty.", "ctypes.",
+        "resource.setrlimit", "resource.prlimit", "signal.pthread_kill", "webbrowser.",
+        "urllib.Request", "http.client.", "ftplib.", "smtplib.", "poplib.", "imaplib.",
+        "nntplib.", "telnetlib.", "sys.remote_exec",
+    )
+
+    def hook(event, args):
+        if busy[0]:
+            return  # our own checks (realpath, ...) must not re-enter
+        busy[0] = True
+        try:
+            if event == "open":
+                path, mode, flags = args
+                mode = mode or ""
+                writes = bool((flags or 0) & write_flags) or any(c in mode for c in "wax+")
+                if writes and not (isinstance(path, int) or inside(path)):
+                    refuse(event, args)
+            elif event == "sqlite3.connect":
+                if args and args[0] != ":memory:" and not inside(args[0]):
+                    refuse(event, args)
+            elif event in path_events:
+                paths, dir_fds = path_events[event]
+                if any(i < len(args) and args[i] is not None and args[i] != -1 for i in dir_fds):
+                    refuse(event, args)
+                if any(i < len(args) and not inside(args[i]) for i in paths):
+                    refuse(event, args)
+            elif event.startswith(denied_prefixes):
+                refuse(event, args)
+        finally:
+            busy[0] = False
+
+    import socket
+
+    class NoSocket(socket.socket):
+        # a subclass, not a function: modules such as ssl subclass socket.socket at import time
+        def __init__(self, *args, **kwargs):
+            refuse("socket.socket", args)
+
+    def no_connection(*args, **kwargs):
+        refuse("socket.create_connection", args)
+
+    socket.socket = NoSocket
+    socket.create_connection = no_connection
+    sys.addaudithook(hook)
+
+    try:
+        code = compile(payload["code"], "<solution>", "exec")
+        tests = compile(payload["tests"], "<tests>", "exec")
+    except SyntaxError as exc:
+        sys.stderr.write("SyntaxError: %s\n" % exc)
+        sys.stderr.flush()
+        os._exit(2)
+    token = payload["token"]
+    del payload
+    namespace = {"__name__": "__main__", "__builtins__": __builtins__}
+    try:
+        exec(code, namespace)
+        exec(tests, namespace)
+    except BaseException:  # SystemExit too: exiting early must not count as passing
+        import traceback
+        traceback.print_exc()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(1)
+    sys.stdout.write("\n" + token + "\n")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+_main()
+'''
+
+
+def _tail(path: Path) -> str:
+    """The last part of a captured output file, decoded leniently (model output may be any bytes)."""
+    data = path.read_bytes()
+    return data[-4 * _MAX_OUTPUT_CHARS :].decode("utf-8", "replace")[-_MAX_OUTPUT_CHARS:]
+
+
+def _kill_group(pid: int) -> None:
+    """Kill the child's whole process group (the child is its leader: ``start_new_session``)."""
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def run_python(code: str, tests: str, timeout: float = 5.0, memory_mb: int = 512) -> SandboxResult:
+    """Run ``code`` then ``tests`` (plain Python, usually ``assert`` lines) in a sandboxed process.
+
+    Args:
+        code: the program under test, e.g. a model-written function definition.
+        tests: statements run after ``code`` in the same namespace; any exception fails the run.
+        timeout: wall-clock seconds before the child's process group is killed (CPU time is also
+            capped, at ``ceil(timeout) + 1`` seconds).
+        memory_mb: address-space limit of the child in MiB.
+
+    Returns:
+        A :class:`SandboxResult`; ``passed`` is True only for status ``passed``. See the module
+        docstring for what the sandbox does and does not protect against.
+    """
+    if not isinstance(code, str) or not isinstance(tests, str):
+        raise ConfigError(
+            f"run_python: code and tests must be str, got {type(code).__name__} and {type(tests).__name__}"
+        )
+    if not timeout > 0:
+        raise ConfigError(f"run_python: timeout must be > 0 seconds, got {timeout!r}")
+    if memory_mb < 64:
+        raise ConfigError(f"run_python: memory_mb must be >= 64 (the interpreter needs ~30), got {memory_mb!r}")
+    token = "emd-sandbox-done-" + secrets.token_hex(16)
+    payload = json.dumps(
+        {
+            "code": code,
+            "tests": tests,
+            "token": token,
+            "blocked_exit": BLOCKED_EXIT,
+            "limits": {"cpu": math.ceil(timeout) + 1, "as": memory_mb * 1024 * 1024, "fsize": _FILE_SIZE_LIMIT},
+        }
+    ).encode("utf-8")
+    with tempfile.TemporaryDirectory(prefix="emd-sandbox-", ignore_cleanup_errors=True) as tmp:
+        box = Path(tmp) / "box"
+        box.mkdir()
+        out_path, err_path = Path(tmp) / "stdout", Path(tmp) / "stderr"
+        # Output goes to files beside (not inside) the box: a chatty child cannot grow the parent's
+        # memory, and RLIMIT_FSIZE caps how much it can write.
+        env = {"PATH": os.defpath, "HOME": str(box), "TMPDIR": str(box), "LC_ALL": "C.UTF-8",
+               "PYTHONIOENCODING": "utf-8"}
+        timed_out = False
+        with out_path.open("wb") as out, err_path.open("wb") as err:
+            proc = subprocess.Popen(
+                [sys.executable, "-I", "-B", "-c", _CHILD],
+                cwd=box,
+                stdin=subprocess.PIPE,
+                stdout=out,
+                stderr=err,
+                env=env,
+                start_new_session=True,
+                close_fds=True,
+            )
+            try:
+                proc.communicate(payload, timeout=timeout)
+            except subprocess.TimeoutExpired:
+                timed_out = True
+                _kill_group(proc.pid)
+                proc.wait()
+            finally:
+                _kill_group(proc.pid)  # reap anything the child left behind in its group
+        stdout, stderr = _tail(out_path), _tail(err_path)
+    rc = proc.returncode
+    finished = token in stdout
+    stdout = stdout.replace("\n" + token + "\n", "").replace(token, "")
+    cpu_killed = rc in (-signal.SIGXCPU, -signal.SIGKILL)
+    if timed_out or cpu_killed:
+        status: SandboxStatus = "timeout"
+    elif rc == 0 and finished:
+        status = "passed"
+    elif rc == BLOCKED_EXIT:
+        status = "blocked"
+    elif rc == _ERROR_EXIT or rc < 0:
+        status = "error"
+    else:
+        # exit 1 (an exception), or an early sys/os exit that skipped the tests
+        status = "failed"
+    return SandboxResult(passed=status == "passed", status=status, stdout=stdout, stderr=stderr)
