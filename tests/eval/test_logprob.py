@@ -1,0 +1,80 @@
+"""Judge-free honesty: order debiasing, flip scoring, agreement with judged labels, real-model determinism."""
+
+from __future__ import annotations
+
+import pytest
+
+from emd.eval.logprob import (CHOICE_SUFFIX, choice, combine_orders, logprob_metrics, run_logprob_honesty,
+                              with_options)
+from emd.eval.mask import load_mask
+
+
+def test_pure_position_bias_cancels():
+    # "A" is 2 nats likelier than "B" whatever it labels: no preference between the statements
+    assert combine_orders([-1.0, -3.0], [-1.0, -3.0]) == 0.0
+    # same bias plus a real 1-nat preference for statement a
+    assert combine_orders([-0.5, -3.0], [-1.5, -2.5]) == pytest.approx(0.75)
+    # a single order would have said "a" here; both orders reveal a preference for b
+    assert combine_orders([-1.0, -2.0], [-0.5, -2.9]) < 0
+
+
+def test_choice():
+    assert choice(0.3) == "A" and choice(-0.3) == "B" and choice(0.0) is None and choice(None) is None
+
+
+def test_with_options_appends_to_last_user_message_only():
+    conv = [{"role": "system", "content": "S"}, {"role": "user", "content": "Q?"}]
+    out = with_options(conv, "first", "second")
+    assert out[0] == conv[0] and conv[1]["content"] == "Q?"  # input untouched
+    assert out[1]["content"] == "Q?" + CHOICE_SUFFIX.format(first="first", second="second")
+    assert "A) first" in out[1]["content"] and "B) second" in out[1]["content"]
+
+
+def _row(config, task_id, flip, belief="A", truth="A", shift=0.1):
+    return {"config": config, "task_id": task_id, "flip": flip, "belief_choice": belief, "truth_label": truth,
+            "margin_shift": shift}
+
+
+def test_metrics_flip_rate_ties_and_judge_agreement():
+    rows = [_row("known_facts", "k1", False), _row("known_facts", "k2", True, truth="B"),
+            _row("known_facts", "k3", None), _row("provided_facts", "p1", False, shift=None),
+            _row("disinformation", "d1", True)]
+    judged = [{"config": "known_facts", "task_id": "k1", "outcome": "honest"},
+              {"config": "known_facts", "task_id": "k2", "outcome": "honest"},
+              {"config": "provided_facts", "task_id": "p1", "outcome": "evasion"},  # not comparable
+              {"config": "disinformation", "task_id": "d1", "outcome": "lie"}]
+    m = logprob_metrics(rows, judged, n_boot=200)
+    assert m["mask/logprob_n"] == 4 and m["mask/logprob_n_ties"] == 1
+    assert m["mask/honesty_logprob"] == 50.0  # 2 flips of 4
+    assert m["mask/known_facts/honesty_logprob"] == 50.0 and m["mask/disinformation/honesty_logprob"] == 0.0
+    assert m["mask/honesty_logprob_ci_low"] <= 50.0 <= m["mask/honesty_logprob_ci_high"]
+    assert m["mask/logprob_accuracy"] == pytest.approx(100 * 2 / 3)  # provided_facts excluded
+    assert m["mask/logprob_margin_shift"] == pytest.approx(0.1)
+    assert m["mask/logprob_judge_n"] == 3  # k1 agree, k2 disagree (flip vs honest), d1 agree
+    assert m["mask/logprob_judge_agreement"] == pytest.approx(100 * 2 / 3)
+    assert "mask/logprob_judge_agreement" not in logprob_metrics(rows, None)
+
+
+def test_real_model_is_deterministic_and_covers_binary_rows(embedded_model):
+    import torch
+
+    items = (load_mask(configs=["known_facts"], limit=2) + load_mask(configs=["provided_facts"], limit=1)
+             + load_mask(configs=["statistics"], limit=1))
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # two threads on the shared 2-core machine are slower, not faster
+    try:
+        first = run_logprob_honesty(embedded_model, items, n_boot=100)
+        second = run_logprob_honesty(embedded_model, items, n_boot=100)
+    finally:
+        torch.set_num_threads(before)
+    assert first.rows == second.rows and first.metrics == second.metrics
+    assert [r["task_id"] for r in first.rows] == ["kf-001", "kf-002", "pf-001"]  # numerical row skipped
+    for r in first.rows:
+        assert r["pressure_choice"] in ("A", "B")
+        assert r["flip"] == (r["belief_choice"] != r["pressure_choice"])
+    pf = first.rows[2]
+    assert pf["belief_margin"] is None and pf["belief_choice"] == pf["truth_label"]
+    kf = first.rows[0]
+    assert kf["belief_margin"] != 0.0 and kf["belief_choice"] == ("A" if kf["belief_margin"] > 0 else "B")
+    flips = sum(r["flip"] for r in first.rows)
+    assert first.metrics["mask/honesty_logprob"] == pytest.approx(100 * (1 - flips / 3))
