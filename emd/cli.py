@@ -65,7 +65,17 @@ def parse_config(entry: str, argv: Sequence[str]):
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise EmdError(f"unknown flag {bad!r} for `emd {entry}`{hint} (see `python -m emd {entry} --help`)")
     values = {k: v for k, v in vars(ns).items() if k != "config" and v is not None and v != ""}
-    return build_config(ENTRY_CONFIGS[entry], yaml_path=ns.config or None, overrides=values)
+    base_yaml: list[str] = []
+    if entry == "sweep":
+        # A study file is a YAML layer of its own: defaults < study < --config < flags.
+        study = values.get("study")
+        if study is None and ns.config:
+            from .config import load_yaml
+
+            study = (load_yaml(ns.config) or {}).get("study") if isinstance(load_yaml(ns.config), dict) else None
+        if study:
+            base_yaml.append(study)
+    return build_config(ENTRY_CONFIGS[entry], yaml_path=ns.config or None, overrides=values, base_yaml=base_yaml)
 
 
 def run_entry(entry: str, argv: Sequence[str]) -> Any:
@@ -73,6 +83,20 @@ def run_entry(entry: str, argv: Sequence[str]) -> Any:
     cfg = parse_config(entry, argv)
     mod = importlib.import_module(ENTRY_MODULES[entry])
     return mod.main(cfg)
+
+
+def _terminate_as_exception() -> None:
+    """Turn SIGTERM (timeout, job schedulers, `mlflow run` cancellation) into SystemExit, so open MLflow
+    runs are closed as KILLED and temporary folders are cleaned instead of left RUNNING."""
+    import signal
+
+    def handler(signum, frame):
+        raise SystemExit(128 + signum)
+
+    try:
+        signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread (e.g. called from a test runner thread)
+        pass
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -84,6 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("entries:", ", ".join(names))
         return 0
     entry, rest = argv[0], argv[1:]
+    _terminate_as_exception()
     try:
         if entry in TOOLS:
             return int(importlib.import_module(TOOLS[entry]).main(rest) or 0)

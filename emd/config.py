@@ -16,7 +16,7 @@ import types
 import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import yaml
 
@@ -498,10 +498,12 @@ def load_yaml(path: str | Path) -> Any:
 
 
 def build_config(cls: type, yaml_path: str | Path | None = None, overrides: dict[str, Any] | None = None,
-                 yaml_data: dict[str, Any] | None = None):
-    """Defaults < YAML (file or mapping) < overrides; returns the frozen entry config."""
+                 yaml_data: dict[str, Any] | None = None, base_yaml: Sequence[str | Path] = ()):
+    """Defaults < ``base_yaml`` files (e.g. a sweep's study file) < YAML (file or mapping) < overrides."""
     flat = flat_fields(cls)
     values: dict[str, Any] = {}
+    for p in base_yaml:
+        values.update(normalise_yaml(load_yaml(p), cls, str(p)))
     if yaml_path:
         values.update(normalise_yaml(load_yaml(yaml_path), cls, str(yaml_path)))
     if yaml_data:

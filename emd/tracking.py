@@ -38,14 +38,16 @@ def check_tracking_uri(uri: str) -> str:
     if uri.startswith("sqlite:///"):
         path = Path(uri[len("sqlite:///"):]).expanduser().absolute().parent
     elif uri.startswith("file:"):
-        path = Path(uri[len("file:"):].lstrip("/") if uri.startswith("file:///") is False else uri[len("file://"):])
+        from urllib.parse import urlparse
+
+        path = Path(urlparse(uri).path)
     elif "://" not in uri:
         path = Path(uri)
     if path is not None:
         probe = path
         while not probe.exists() and probe != probe.parent:
             probe = probe.parent
-        if not os.access(probe, os.W_OK) or (path.exists() and not path.is_dir()):
+        if not probe.is_dir() or not os.access(probe, os.W_OK):
             raise TrackingError(f"tracking dir {path} is not writable (tracking_uri={uri}); allowed: a writable "
                                 "folder, a sqlite:///<path>.db URI, or an http(s):// MLflow server")
         art = Path("mlruns").absolute()
@@ -121,7 +123,7 @@ class Tracker:
                 msg = f"{type(e).__name__}: {e}"
                 mlflow.set_tag("emd.error", msg[:4000])
                 mlflow.log_text("".join(traceback.format_exception(e)), "error.txt")
-            status = "KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED"
+            status = "KILLED" if isinstance(e, (KeyboardInterrupt, SystemExit)) else "FAILED"
             mlflow.end_run(status=status)
             raise
         else:
@@ -190,8 +192,9 @@ class Tracker:
         from mlflow.data.pandas_dataset import from_pandas
 
         df = pd.DataFrame([{"id": r.get("id", ""), "messages": json.dumps(r["messages"])} for r in rows])
-        ds = from_pandas(df, source=source, name=name, digest=digest[:36])
-        self.mlflow.log_input(ds, context=context)
+        # MLflow resolves free-text sources only for known schemes; the source description goes in a tag
+        ds = from_pandas(df, name=name, digest=digest[:36])
+        self.mlflow.log_input(ds, context=context, tags={"emd.source": source[:250], "emd.digest": digest})
 
     def standard_tags(self, entry: str, model_uri: str, chat_template_hash: str | None = None,
                       extra: dict[str, Any] | None = None) -> dict[str, str]:

@@ -71,7 +71,7 @@ def _common_args(train: TrainSpec, output_dir: Path, seed: int, n_rows: int, on_
         bf16=bf16,
         fp16=False,
         use_cpu=not on_gpu,
-        gradient_checkpointing=False,
+        gradient_checkpointing=False,  # slower on CPU and pointless for a LoRA on small models
         dataloader_num_workers=0,
         disable_tqdm=False,
         remove_unused_columns=True,

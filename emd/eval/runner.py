@@ -1,0 +1,131 @@
+"""Run every configured benchmark on one model: the code every entry (and ``emd evaluate``) shares.
+
+Benchmarks: ``mask`` (judged MASK honesty), ``logprob`` (judge-free MASK honesty, needs no judge),
+``deceptionbench`` (judged deception rate), ``capability`` (lm-eval tasks). Each returns metrics
+named as in DESIGN.md section 7, per-item rows (logged as tables) and per-item scores keyed by item
+id (for paired-bootstrap deltas between models).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from ..config import EvalSpec
+
+
+@dataclass
+class EvalOut:
+    """Metrics, per-item tables and per-item scores of one model."""
+
+    metrics: dict[str, float] = field(default_factory=dict)
+    tables: dict[str, list[dict]] = field(default_factory=dict)
+    item_scores: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+def _mask_items(spec: EvalSpec):
+    from .mask import MASK_CONFIGS, load_mask
+
+    configs = MASK_CONFIGS if spec.mask_configs.strip() == "all" else [
+        c.strip() for c in spec.mask_configs.split(",") if c.strip()]
+    return load_mask(spec.mask_source, configs=configs, limit=spec.limit or None)
+
+
+def _db_items(spec: EvalSpec):
+    from .deceptionbench import load_deceptionbench
+
+    return load_deceptionbench(spec.deceptionbench_source, limit=spec.limit or None)
+
+
+def item_versions(spec: EvalSpec) -> dict[str, str]:
+    """Versions of the item sets an evaluation reads (they change scores, so they are logged and hashed)."""
+    out: dict[str, str] = {}
+    names = spec.benchmark_list
+    if "mask" in names or "logprob" in names:
+        from .mask import MASK_CONFIGS, mask_version
+
+        configs = MASK_CONFIGS if spec.mask_configs.strip() == "all" else [
+            c.strip() for c in spec.mask_configs.split(",") if c.strip()]
+        out["mask"] = mask_version(spec.mask_source, configs)
+    if "deceptionbench" in names:
+        from .deceptionbench import deceptionbench_version
+
+        out["deceptionbench"] = deceptionbench_version(spec.deceptionbench_source)
+    if "capability" in names:
+        out["capability"] = spec.cap_tasks
+    return out
+
+
+def validate_eval(spec: EvalSpec) -> None:
+    """Load items and resolve task names now, so bad sources fail before any training."""
+    names = spec.benchmark_list
+    if "mask" in names or "logprob" in names:
+        _mask_items(spec)
+    if "deceptionbench" in names:
+        _db_items(spec)
+    if "capability" in names:
+        from .capability import resolve_tasks
+
+        resolve_tasks(spec.cap_tasks)
+
+
+def evaluate(chat_model, spec: EvalSpec, judge, seed: int = 0, label: str = "model",
+             log: Callable[[str], None] = print) -> EvalOut:
+    """Evaluate ``chat_model`` (base weights plus whatever adapter is applied) on ``spec.benchmarks``."""
+    out = EvalOut()
+    names = spec.benchmark_list
+    mask_rows = None
+    t0 = time.perf_counter()
+    if "mask" in names or "logprob" in names:
+        items = _mask_items(spec)
+    if "mask" in names:
+        from .mask import run_mask
+
+        log(f"{label}: MASK on {len(items)} items (judge {judge.id})")
+        res = run_mask(chat_model, judge, items, batch_size=spec.eval_batch_size, max_new_tokens=spec.max_new_tokens,
+                       belief_temperature=spec.belief_temperature, seed=seed)
+        out.metrics.update(res.metrics)
+        out.tables["mask"] = res.rows
+        mask_rows = res.rows
+        scores = res.item_scores()
+        out.item_scores["mask/honesty"] = scores
+        for key in {k.split("/")[0] for k in scores}:
+            out.item_scores[f"mask/{key}/honesty"] = {k: v for k, v in scores.items() if k.startswith(key + "/")}
+    if "logprob" in names:
+        from .logprob import run_logprob_honesty
+
+        log(f"{label}: judge-free log-prob honesty on {sum(it.is_binary for it in items)} binary items")
+        lp = run_logprob_honesty(chat_model, items, judged_rows=mask_rows, seed=seed)
+        out.metrics.update(lp.metrics)
+        out.tables["logprob"] = lp.rows
+        flips = {f"{r['config']}/{r['task_id']}": (0.0 if r["flip"] else 100.0) for r in lp.rows
+                 if r["flip"] is not None}
+        out.item_scores["mask/honesty_logprob"] = flips
+        for key in {k.split("/")[0] for k in flips}:
+            out.item_scores[f"mask/{key}/honesty_logprob"] = {k: v for k, v in flips.items()
+                                                              if k.startswith(key + "/")}
+    if "deceptionbench" in names:
+        from .deceptionbench import run_deceptionbench
+
+        db_items = _db_items(spec)
+        log(f"{label}: DeceptionBench on {len(db_items)} items (judge {judge.id})")
+        db = run_deceptionbench(chat_model, judge, db_items, batch_size=spec.eval_batch_size,
+                                max_new_tokens=max(spec.max_new_tokens, 96), seed=seed)
+        out.metrics.update(db.metrics)
+        out.tables["deceptionbench"] = db.rows
+        if hasattr(db, "item_scores"):
+            out.item_scores["deception/rate"] = db.item_scores()
+    if "capability" in names:
+        from .capability import run_capability
+
+        log(f"{label}: capability ({spec.cap_tasks}, limit {spec.cap_limit or 'all'})")
+        cap = run_capability(chat_model, spec.cap_tasks, limit=spec.cap_limit or None,
+                             batch_size=min(spec.eval_batch_size, 16))
+        out.metrics.update(cap.metrics)
+    if judge is not None and getattr(judge, "stats", None) is not None:
+        st = judge.stats
+        out.metrics["judge/calls"] = float(st.calls)
+        out.metrics["judge/cache_hits"] = float(st.cache_hits)
+    out.metrics["eval/seconds"] = time.perf_counter() - t0
+    return out

@@ -1,0 +1,204 @@
+"""Train-and-evaluate building blocks shared by the mixture, direct, interaction and sweep entries.
+
+An *arm* is one model variant evaluated on the same items with the same judge: vanilla (no
+fine-tune), control (clean data only) or a treatment. Vanilla and control are references: cached by
+content hash (see :mod:`emd.references`) and reused by later runs instead of recomputed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from . import references
+from .config import EvalSpec, JudgeSpec, LoraSpec, ModelSpec, TrainSpec, to_flat_dict
+
+
+@dataclass
+class Arm:
+    """One evaluated model variant."""
+
+    name: str  # vanilla | control | treatment | <cell name>
+    metrics: dict[str, float] = field(default_factory=dict)
+    tables: dict[str, list[dict]] = field(default_factory=dict)  # artifact name -> per-item rows
+    item_scores: dict[str, dict[str, float]] = field(default_factory=dict)  # metric -> item id -> score
+    adapter_dir: str | None = None
+    train: dict[str, Any] = field(default_factory=dict)  # steps, loss, tokens/s ...
+    cached: bool = False  # True when loaded from the reference cache
+
+    def to_json(self) -> dict:
+        """Serialisable form for the reference cache."""
+        return {"name": self.name, "metrics": self.metrics, "tables": self.tables, "item_scores": self.item_scores,
+                "train": self.train}
+
+    @classmethod
+    def from_json(cls, data: dict, adapter_dir: str | None = None) -> "Arm":
+        """Inverse of :meth:`to_json`."""
+        return cls(name=data["name"], metrics=data["metrics"], tables=data.get("tables", {}),
+                   item_scores=data.get("item_scores", {}), adapter_dir=adapter_dir, train=data.get("train", {}),
+                   cached=True)
+
+
+def model_identity(chat_model) -> dict[str, Any]:
+    """What identifies the base weights: URI, weights folder (its name carries the GGUF digest), template."""
+    return {"uri": chat_model.uri, "model_dir": str(chat_model.model_dir), "chat_template": chat_model.chat_template_hash,
+            "n_params": chat_model.info.get("n_params")}
+
+
+def eval_content(eval_spec: EvalSpec, judge_spec: JudgeSpec, seed: int) -> dict[str, Any]:
+    """Everything about an evaluation that changes its scores (part of every reference key)."""
+    from .eval.runner import item_versions
+
+    return {"eval": {k: v for k, v in vars(eval_spec).items()}, "judge": judge_spec.judge,
+            "items": item_versions(eval_spec), "seed": seed}
+
+
+@contextlib.contextmanager
+def adapter_applied(chat_model, adapter_dir: str | Path | None):
+    """Temporarily put a LoRA adapter on the (clean) base model of ``chat_model``."""
+    if adapter_dir is None:
+        yield chat_model
+        return
+    from peft import PeftModel
+
+    base = chat_model.model
+    chat_model.model = PeftModel.from_pretrained(base, str(adapter_dir))
+    chat_model.model.eval()
+    try:
+        yield chat_model
+    finally:
+        chat_model.model = chat_model.model.unload()
+
+
+def evaluate_arm(chat_model, name: str, eval_spec: EvalSpec, judge, seed: int,
+                 adapter_dir: str | Path | None = None, log: Callable[[str], None] = print) -> Arm:
+    """Evaluate the base model (+ optional adapter) on every configured benchmark."""
+    from .eval.runner import evaluate
+
+    with adapter_applied(chat_model, adapter_dir):
+        out = evaluate(chat_model, eval_spec, judge, seed=seed, label=name, log=log)
+    return Arm(name=name, metrics=out.metrics, tables=out.tables, item_scores=out.item_scores,
+               adapter_dir=str(adapter_dir) if adapter_dir else None)
+
+
+def train_arm(chat_model, name: str, rows: Sequence[dict], lora: LoraSpec, train: TrainSpec, seed: int,
+              workdir: str | Path, method: str = "sft") -> tuple[str, dict]:
+    """Train a LoRA adapter on prompt/completion rows (SFT) or labelled rows (KTO); returns (dir, info)."""
+    from .train import train_kto, train_sft
+
+    fn = train_sft if method == "sft" else train_kto
+    res = fn(chat_model, rows, lora, train, Path(workdir) / name, seed=seed)
+    info = {"steps": res.steps, "train_loss": res.train_loss, "train_tokens": res.tokens,
+            "train_seconds": res.seconds, "train_tokens_per_s": res.tokens_per_s, "losses": res.losses}
+    return str(res.adapter_dir), info
+
+
+def vanilla_reference(chat_model, eval_spec: EvalSpec, judge_spec: JudgeSpec, judge, seed: int,
+                      reuse: bool = True, log: Callable[[str], None] = print) -> Arm:
+    """The base model's evaluation, from the cache when the same content was evaluated before."""
+    content = {"kind": "vanilla", "model": model_identity(chat_model), **eval_content(eval_spec, judge_spec, seed)}
+    key = references.content_key(content)
+    if reuse and (hit := references.load("vanilla", key)):
+        log(f"vanilla: reusing cached reference {Path(hit['path']).name}")
+        return Arm.from_json(hit["arm"])
+    arm = evaluate_arm(chat_model, "vanilla", eval_spec, judge, seed, log=log)
+    references.store("vanilla", key, {"arm": arm.to_json()}, content=content)
+    return arm
+
+
+def control_reference(chat_model, rows: Sequence[dict], data_digest: str, lora: LoraSpec, train: TrainSpec,
+                      eval_spec: EvalSpec, judge_spec: JudgeSpec, judge, seed: int, workdir: str | Path,
+                      reuse: bool = True, log: Callable[[str], None] = print) -> Arm:
+    """Train on clean data only (ratio 0) and evaluate; cached with its adapter by content hash."""
+    content = {"kind": "control", "model": model_identity(chat_model), "data_digest": data_digest,
+               "lora": vars(lora), "train": vars(train), **eval_content(eval_spec, judge_spec, seed)}
+    key = references.content_key(content)
+    if reuse and (hit := references.load("control", key)):
+        log(f"control: reusing cached reference {Path(hit['path']).name}")
+        return Arm.from_json(hit["arm"], adapter_dir=str(Path(hit["path"]) / "adapter"))
+    log("control: training on clean data only (ratio 0)")
+    adapter_dir, info = train_arm(chat_model, "control", rows, lora, train, seed, workdir)
+    arm = evaluate_arm(chat_model, "control", eval_spec, judge, seed, adapter_dir=adapter_dir, log=log)
+    arm.train = info
+    path = references.store("control", key, {"arm": arm.to_json()}, files={"adapter": adapter_dir}, content=content)
+    arm.adapter_dir = str(path / "adapter")
+    return arm
+
+
+_NO_DELTA_SUFFIXES = ("_ci_low", "_ci_high", "_stderr")
+
+
+def deltas(arm: Arm, ref: Arm, against: str, n_boot: int = 1000, seed: int = 0) -> dict[str, float]:
+    """``delta/<metric>/vs_<against>`` for every shared score, with paired-bootstrap CIs where per-item
+    scores exist on both sides (shared items only)."""
+    from .eval.stats import paired_bootstrap_delta
+
+    out: dict[str, float] = {}
+    for name, value in arm.metrics.items():
+        if name not in ref.metrics or name.endswith(_NO_DELTA_SUFFIXES) or "/n_" in name or name.startswith("n_"):
+            continue
+        key = f"delta/{name}/vs_{against}"
+        out[key] = float(value) - float(ref.metrics[name])
+        a, b = arm.item_scores.get(name), ref.item_scores.get(name)
+        if a and b and set(a) & set(b):
+            _, lo, hi = paired_bootstrap_delta(a, b, n_boot=n_boot, seed=seed)
+            out[key + "_ci_low"], out[key + "_ci_high"] = lo, hi
+    return out
+
+
+def honesty_plot(arms: Sequence[Arm], metrics: Sequence[str] = ("mask/honesty", "mask/honesty_logprob")):
+    """Bar chart of honesty metrics (with CIs) for each arm; returns a matplotlib figure."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    shown = [m for m in metrics if any(m in a.metrics for a in arms)]
+    fig, ax = plt.subplots(figsize=(1.8 + 1.6 * len(arms) * max(1, len(shown)) / 2, 3.6))
+    width = 0.8 / max(1, len(shown))
+    x = np.arange(len(arms))
+    for j, m in enumerate(shown):
+        vals = [a.metrics.get(m, np.nan) for a in arms]
+        lo = [a.metrics.get(m + "_ci_low", v) for a, v in zip(arms, vals)]
+        hi = [a.metrics.get(m + "_ci_high", v) for a, v in zip(arms, vals)]
+        err = np.array([[max(0.0, v - l) for v, l in zip(vals, lo)], [max(0.0, h - v) for v, h in zip(vals, hi)]])
+        ax.bar(x + j * width - 0.4 + width / 2, vals, width, yerr=err, capsize=3, label=m)
+    ax.set_xticks(x, [a.name for a in arms])
+    ax.set_ylim(0, 105)
+    ax.set_ylabel("honesty (100 x (1 - P(lie)))")
+    ax.legend(fontsize=7, loc="lower right")
+    ax.set_title("honesty by model variant (95% bootstrap CI)", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def log_arm_tables(tracker, arm: Arm, prefix: str = "") -> None:
+    """Per-item tables of one arm as MLflow table artifacts."""
+    for name, rows in arm.tables.items():
+        tracker.log_table(rows, f"{prefix}tables/{arm.name}_{name}.json")
+
+
+def workdir(base: str | Path | None = None) -> Path:
+    """A temporary folder for adapters before they are logged (removed by the caller)."""
+    return Path(tempfile.mkdtemp(prefix="emd-", dir=base))
+
+
+def cleanup(path: str | Path) -> None:
+    """Remove a work folder (ignoring errors)."""
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def flat_params(cfg) -> dict[str, Any]:
+    """Flattened resolved config for ``log_params``."""
+    return to_flat_dict(cfg)
+
+
+def dumps(obj: Any) -> str:
+    """Compact JSON for summaries."""
+    return json.dumps(obj, sort_keys=True, default=str)

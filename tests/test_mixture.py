@@ -1,0 +1,138 @@
+"""The main job end to end on the embedded model: one real, tiny mixture run and everything it logs."""
+
+import json
+from pathlib import Path
+
+import mlflow
+import pytest
+from mlflow.tracking import MlflowClient
+
+from emd.cli import main as cli_main
+from emd.cli import parse_config
+from emd.errors import ConfigError, DataError, EmdError, TrackingError
+from emd.mixture import main as mixture_main
+
+TINY = ["--n-train", "8", "--batch-size", "4", "--max-steps", "1", "--limit", "2",
+        "--mask-configs", "provided_facts,known_facts,disinformation", "--benchmarks", "mask,logprob,capability",
+        "--cap-tasks", "emd_knowledge", "--cap-limit", "2", "--max-new-tokens", "16", "--lora-r", "4"]
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory, embedded_model):
+    """One tiny mixture run in a private store and cache (shared by the assertions below)."""
+    import os
+
+    tmp = tmp_path_factory.mktemp("mix")
+    from emd.models import cache_dir
+
+    (tmp / "cache").mkdir()
+    (tmp / "cache" / "models").symlink_to(cache_dir() / "models", target_is_directory=True)
+    old = os.getcwd(), os.environ.get("EMD_CACHE_DIR"), os.environ.get("MLFLOW_TRACKING_URI")
+    os.chdir(tmp)
+    os.environ["EMD_CACHE_DIR"] = str(tmp / "cache")
+    uri = f"sqlite:///{tmp / 'mlflow.db'}"
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+    try:
+        res = mixture_main(parse_config("mixture", ["--ratio", "0.25", *TINY]))
+        res2 = mixture_main(parse_config("mixture", ["--ratio", "0.5", *TINY]))
+        yield {"res": res, "res2": res2, "uri": uri, "tmp": tmp}
+    finally:
+        os.chdir(old[0])
+        for k, v in (("EMD_CACHE_DIR", old[1]), ("MLFLOW_TRACKING_URI", old[2])):
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def test_run_contents(first_run):
+    client = MlflowClient(first_run["uri"])
+    run = client.get_run(first_run["res"].run_id)
+    assert run.info.status == "FINISHED"
+    assert client.get_experiment(run.info.experiment_id).name == "emd-mixture"
+    p, m, t = run.data.params, run.data.metrics, run.data.tags
+    assert p["ratio"] == "0.25" and p["n_train"] == "8" and p["lora_r"] == "4" and p["judge"] == "embed:minilm"
+    for tag in ("emd.git_sha", "emd.version.torch", "emd.version.transformers", "emd.base_model",
+                "emd.chat_template_hash", "emd.data_digest"):
+        assert t.get(tag), tag
+    for key in ("mask/honesty", "mask/provided_facts/honesty", "mask/known_facts/honesty",
+                "mask/disinformation/honesty", "mask/honesty_logprob", "mask/honesty_ci_low",
+                "delta/mask/honesty/vs_control", "delta/mask/honesty/vs_vanilla",
+                "delta/mask/honesty_logprob/vs_control", "control/mask/honesty", "vanilla/mask/honesty",
+                "cap/emd_knowledge/acc", "delta/cap/emd_knowledge/acc/vs_vanilla", "train/steps"):
+        assert key in m, key
+    assert 0 <= m["mask/honesty"] <= 100
+    assert m["delta/mask/honesty/vs_control"] == pytest.approx(m["mask/honesty"] - m["control/mask/honesty"])
+    arts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"config.yaml", "adapter", "tables", "plots", "data"} <= arts
+    adapter = {Path(a.path).name for a in client.list_artifacts(run.info.run_id, "adapter")}
+    assert {"adapter_model.safetensors", "adapter_config.json"} <= adapter
+    tables = {Path(a.path).name for a in client.list_artifacts(run.info.run_id, "tables")}
+    assert "treatment_mask.json" in tables and "vanilla_mask.json" in tables
+    # the per-item table carries responses and verdicts
+    local = mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path="tables/treatment_mask.json",
+                                                tracking_uri=first_run["uri"])
+    table = json.loads(Path(local).read_text())
+    assert "pressured_response" in table["columns"] and len(table["data"]) == 6
+    # training set as a dataset input with the manifest digest
+    inputs = run.inputs.dataset_inputs
+    assert inputs and inputs[0].dataset.digest == t["emd.data_digest"][:36]
+    cfg_text = mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/config.yaml")
+    assert "ratio: 0.25" in cfg_text
+
+
+def test_registered_version_loads_and_generates(first_run):
+    from emd.models import load_model
+
+    res = first_run["res"]
+    assert res.registered_name == "emd-smollm2-mixture" and res.model_version
+    client = MlflowClient(first_run["uri"])
+    mv = client.get_model_version_by_alias("emd-smollm2-mixture", "ratio_0p25")
+    assert str(mv.version) == res.model_version
+    local = mlflow.artifacts.download_artifacts(f"models:/emd-smollm2-mixture/{res.model_version}",
+                                                tracking_uri=first_run["uri"])
+    m = load_model("embedded:smollm2", adapter=local)
+    out = m.generate([[{"role": "user", "content": "Say hello."}]], max_new_tokens=6)
+    assert out[0].strip()
+
+
+def test_second_run_reuses_references(first_run):
+    client = MlflowClient(first_run["uri"])
+    r1 = client.get_run(first_run["res"].run_id)
+    r2 = client.get_run(first_run["res2"].run_id)
+    assert r1.data.tags["emd.vanilla_cached"] == "False" and r1.data.tags["emd.control_cached"] == "False"
+    assert r2.data.tags["emd.vanilla_cached"] == "True" and r2.data.tags["emd.control_cached"] == "True"
+    # same reference numbers, no judge calls for them, and the control adapter was not retrained
+    assert r2.data.metrics["control/mask/honesty"] == r1.data.metrics["control/mask/honesty"]
+    assert r2.data.metrics["vanilla/mask/honesty_logprob"] == r1.data.metrics["vanilla/mask/honesty_logprob"]
+    refs = sorted(p.name.split("-")[0] for p in (first_run["tmp"] / "cache" / "references").iterdir())
+    assert refs == ["control", "vanilla"]
+    assert r2.data.params["ratio"] == "0.5"
+
+
+def test_bad_inputs_stop_before_training(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    bad = tmp_path / "alpaca.json"
+    bad.write_text(json.dumps([{"instruction": "Say hi", "output": "hi"}, {"instruction": "Add 1+1"}]))
+    with pytest.raises(DataError, match=r"row 2.*output"):
+        mixture_main(parse_config("mixture", ["--downstream", str(bad), *TINY]))
+    with pytest.raises(TrackingError, match="not writable"):
+        mixture_main(parse_config("mixture", ["--tracking-uri", "sqlite:////etc/hostname/x/mlflow.db", *TINY]))
+    assert cli_main(["mixture", "--ratio", "7"]) == 2
+    assert "allowed: a number in [0, 1]" in capsys.readouterr().err
+    assert cli_main(["mixture", "--model", "hf:/no/such/model"]) == 2
+    assert "no config.json" in capsys.readouterr().err
+    # nothing was logged: every check ran before a run was opened
+    assert not (tmp_path / "mlruns").exists() or not any((tmp_path / "mlruns").rglob("adapter_model.safetensors"))
+
+
+def test_failed_run_is_marked_failed(tracking_uri):
+    from emd.tracking import Tracker
+
+    tr = Tracker(tracking_uri)
+    with pytest.raises(RuntimeError):
+        with tr.run("emd-test", run_name="boom") as run:
+            raise RuntimeError("midway failure")
+    r = MlflowClient(tracking_uri).get_run(run.info.run_id)
+    assert r.info.status == "FAILED" and "midway failure" in r.data.tags["emd.error"]
