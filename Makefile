@@ -19,7 +19,7 @@ install:
 	@$(PY) scripts/check_deps.py
 
 mixture: install
-	mlflow run . -e mixture --env-manager local $(MLFLOW_ARGS)
+	mlflow run . -e mixture --env-manager local --experiment-name emd-mixture $(MLFLOW_ARGS)
 
 test: install
 	$(PY) -m pytest -q tests

@@ -113,9 +113,24 @@ class Tracker:
             tags: dict[str, str] | None = None, run_id: str | None = None) -> Iterator[Any]:
         """Open (or resume, with ``run_id``) a run; on an exception mark it FAILED with the error as a tag."""
         mlflow = self.mlflow
-        mlflow.set_experiment(experiment)
+        exp = mlflow.set_experiment(experiment)
+        # Launched by `mlflow run`: MLflow created a run and put its id in MLFLOW_RUN_ID. Consume it once
+        # (else every later start_run, nested ones too, would resume it): attach to it when it lives in
+        # our experiment (`--experiment-name emd-<entry>`), otherwise leave it a pointer to our run.
+        project_run = os.environ.pop("MLFLOW_RUN_ID", None)
+        if project_run and not nested and run_id is None:
+            prun = mlflow.get_run(project_run)
+            if prun.info.experiment_id == exp.experiment_id:
+                run_id = project_run
+                self._preset_params = (project_run, dict(prun.data.params))
         active = mlflow.start_run(run_id=run_id, run_name=None if run_id else run_name, nested=nested,
                                   tags=tags, log_system_metrics=False)
+        if project_run and run_id != project_run:
+            from mlflow.tracking import MlflowClient
+
+            MlflowClient(self.uri).set_tag(project_run, "emd.run", f"{experiment}/{active.info.run_id}")
+        if run_id == project_run and run_name:
+            mlflow.set_tag("mlflow.runName", run_name)
         try:
             yield active
         except BaseException as e:
@@ -130,8 +145,14 @@ class Tracker:
             mlflow.end_run(status="FINISHED")
 
     def log_params(self, params: dict[str, Any]) -> None:
-        """Log flat params, values clipped to MLflow's 500 characters (a digest marks clipped ones)."""
-        self.mlflow.log_params({k: _clip(v) for k, v in params.items()})
+        """Log flat params, values clipped to MLflow's 500 characters (a digest marks clipped ones).
+
+        Keys `mlflow run` already logged (the -P values as typed) are kept as they are: MLflow forbids
+        changing a param, and config.yaml holds the resolved value."""
+        owner, preset = getattr(self, "_preset_params", (None, {}))
+        if owner != self.active_run_id():
+            preset = {}
+        self.mlflow.log_params({k: _clip(v) for k, v in params.items() if k not in preset})
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
         """Log finite numeric metrics (NaN/None are skipped: MLflow would store them as missing anyway)."""
