@@ -116,9 +116,10 @@ def test_bad_inputs_stop_before_training(tmp_path, monkeypatch, capsys):
     bad = tmp_path / "alpaca.json"
     bad.write_text(json.dumps([{"instruction": "Say hi", "output": "hi"}, {"instruction": "Add 1+1"}]))
     with pytest.raises(DataError, match=r"row 2.*output"):
-        mixture_main(parse_config("mixture", ["--downstream", str(bad), *TINY]))
+        mixture_main(parse_config("mixture", ["--ratio", "0.25", "--downstream", str(bad), *TINY]))
     with pytest.raises(TrackingError, match="not writable"):
-        mixture_main(parse_config("mixture", ["--tracking-uri", "sqlite:////etc/hostname/x/mlflow.db", *TINY]))
+        mixture_main(parse_config("mixture", ["--ratio", "0.25", "--tracking-uri", "sqlite:////etc/hostname/x/mlflow.db",
+                                                  *TINY]))
     assert cli_main(["mixture", "--ratio", "7"]) == 2
     assert "allowed: a number in [0, 1]" in capsys.readouterr().err
     assert cli_main(["mixture", "--model", "hf:/no/such/model"]) == 2
