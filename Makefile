@@ -21,8 +21,9 @@ install:
 mixture: install
 	mlflow run . -e mixture --env-manager local --experiment-name emd-mixture $(MLFLOW_ARGS)
 
+# PYTHONPATH: this checkout's emd wins over any other installed copy, in subprocesses too.
 test: install
-	$(PY) -m pytest -q tests
+	PYTHONPATH=$(CURDIR) $(PY) -m pytest -q tests
 
 test-fast: install
-	$(PY) -m pytest -q -m "not slow" tests
+	PYTHONPATH=$(CURDIR) $(PY) -m pytest -q -m "not slow" tests
