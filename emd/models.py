@@ -194,17 +194,27 @@ class ChatModel:
 
     def generate(self, conversations: Sequence[Sequence[dict]], max_new_tokens: int = 128,
                  temperature: float = 0.0, seed: int = 0, batch_size: int = 16, desc: str | None = None,
-                 top_p: float = 1.0) -> list[str]:
+                 top_p: float = 1.0, prefill: str | Sequence[str] | None = None) -> list[str]:
         """Generate one reply per conversation, batched with left padding.
 
         Prompts are sorted by length so each batch pads little; results come back in input order.
-        Greedy when ``temperature == 0``; otherwise sampled with a seeded generator.
+        Greedy when ``temperature == 0``; otherwise sampled with a seeded generator. ``prefill`` is
+        text placed at the start of every assistant reply (after the rendered generation prompt), so
+        the model continues it, e.g. ``"<think>"`` for small models that never open the tag on their
+        own; a list gives one prefill per conversation. The returned strings hold only what the model
+        wrote, without the prefill.
         """
         import torch
         from tqdm.auto import tqdm
 
         tok = self.tokenizer
-        texts = [self.render(c) for c in conversations]
+        if prefill is None or isinstance(prefill, str):
+            prefills = [prefill or ""] * len(conversations)
+        else:
+            prefills = list(prefill)
+            if len(prefills) != len(conversations):
+                raise ValueError(f"prefill has {len(prefills)} entries for {len(conversations)} conversations")
+        texts = [self.render(c) + p for c, p in zip(conversations, prefills)]
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
         out: list[str] = [""] * len(texts)
         tok.padding_side = "left"
@@ -241,41 +251,54 @@ class ChatModel:
                         batch_size: int = 16) -> list[list[float]]:
         """Summed log-probability of each option text as the start of the assistant's reply.
 
-        ``options[i]`` lists the candidate continuations for ``conversations[i]``. All
-        (conversation, option) pairs are scored in right-padded batches in one forward pass each.
+        ``options[i]`` lists the candidate continuations for ``conversations[i]``. The options of one
+        conversation that are a single token share one forward pass of the prompt (the next-token
+        distribution at its end scores them all); longer options get a row of their own (prompt +
+        option). Rows run in left-padded batches, and the vocabulary projection is computed only at the
+        positions that are read.
         """
         import torch
 
         tok = self.tokenizer
         if tok.pad_token is None:
             tok.pad_token = tok.eos_token
-        pairs: list[tuple[int, int, list[int], int]] = []
+        # a row: (token ids, reads); a read: (conversation i, option j, first position, target ids)
+        rows: list[tuple[list[int], list[tuple[int, int, int, list[int]]]]] = []
         for i, (conv, opts) in enumerate(zip(conversations, options)):
             prompt_ids = tok(self.render(conv), add_special_tokens=False)["input_ids"]
+            shared: list[tuple[int, int, int, list[int]]] = []
             for j, opt in enumerate(opts):
                 opt_ids = tok(opt, add_special_tokens=False)["input_ids"]
                 if not opt_ids:
                     raise ValueError(f"option {opt!r} tokenizes to nothing")
-                pairs.append((i, j, prompt_ids + opt_ids, len(opt_ids)))
+                if len(opt_ids) == 1:
+                    shared.append((i, j, len(prompt_ids) - 1, opt_ids))
+                else:
+                    rows.append((prompt_ids + opt_ids[:-1], [(i, j, len(prompt_ids) - 1, opt_ids)]))
+            if shared:
+                rows.append((prompt_ids, shared))
         result = [[0.0] * len(o) for o in options]
-        order = sorted(range(len(pairs)), key=lambda k: -len(pairs[k][2]))
+        order = sorted(range(len(rows)), key=lambda k: -len(rows[k][0]))
         self.model.eval()
         for start in range(0, len(order), batch_size):
-            chunk = [pairs[k] for k in order[start:start + batch_size]]
-            width = max(len(p[2]) for p in chunk)
+            chunk = [rows[k] for k in order[start:start + batch_size]]
+            width = max(len(seq) for seq, _ in chunk)
+            # positions read, counted from the end of each row: the projection keeps only those
+            keep = max(len(seq) - first for seq, reads in chunk for _, _, first, _ in reads)
             ids = torch.full((len(chunk), width), tok.pad_token_id, dtype=torch.long)
             mask = torch.zeros((len(chunk), width), dtype=torch.long)
-            for r, (_, _, seq, _) in enumerate(chunk):
-                ids[r, :len(seq)] = torch.tensor(seq)
-                mask[r, :len(seq)] = 1
+            for r, (seq, _) in enumerate(chunk):
+                ids[r, width - len(seq):] = torch.tensor(seq)
+                mask[r, width - len(seq):] = 1
+            pos = (mask.cumsum(-1) - 1).clamp(min=0)
             with torch.inference_mode():
-                logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits
-            logp = torch.log_softmax(logits.float(), dim=-1).cpu()
-            for r, (i, j, seq, n_opt) in enumerate(chunk):
-                L = len(seq)
-                positions = torch.arange(L - n_opt - 1, L - 1)
-                targets = torch.tensor(seq[L - n_opt:])
-                result[i][j] = float(logp[r, positions, targets].sum())
+                logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
+                                    position_ids=pos.to(self.device), logits_to_keep=keep).logits
+            logp = torch.log_softmax(logits.float(), dim=-1).cpu()  # [rows, keep, vocab]
+            for r, (seq, reads) in enumerate(chunk):
+                for i, j, first, targets in reads:
+                    at = torch.arange(first, first + len(targets)) - len(seq) + keep
+                    result[i][j] = float(logp[r, at, torch.tensor(targets)].sum())
         return result
 
 

@@ -56,6 +56,27 @@ def test_option_logprobs_prefers_the_right_answer(embedded_model):
     assert abs(again[0][0] - lp[0]) < 1e-4 and abs(again[1][0] - lp[0]) < 1e-4
 
 
+def test_option_logprobs_equal_a_plain_forward_pass(embedded_model):
+    """Shared single-token rows, multi-token rows, left padding and trimmed logits change nothing:
+    every option's score equals the sum read off one unpadded forward pass of prompt + option."""
+    import torch
+
+    tok, model = embedded_model.tokenizer, embedded_model.model
+    convs = [[SYSTEM, {"role": "user", "content": "Is the sky green? Answer A or B.\nA) yes\nB) no"}],
+             [{"role": "user", "content": "Name a fruit."}]]
+    options = [["A", "B", "Neither of them"], ["An apple", "B"]]
+    got = embedded_model.option_logprobs(convs, options, batch_size=2)
+    for conv, opts, scores in zip(convs, options, got):
+        prompt = tok(embedded_model.render(conv), add_special_tokens=False)["input_ids"]
+        for opt, score in zip(opts, scores):
+            opt_ids = tok(opt, add_special_tokens=False)["input_ids"]
+            with torch.inference_mode():
+                logits = model(input_ids=torch.tensor([prompt + opt_ids])).logits[0].float()
+            logp = torch.log_softmax(logits, -1)
+            want = sum(float(logp[len(prompt) - 1 + k, t]) for k, t in enumerate(opt_ids))
+            assert abs(score - want) < 1e-3, (opt, score, want)
+
+
 @pytest.mark.parametrize("uri,match", [("hf", "not a model URI"), ("foo:bar", "unknown model URI"),
                                        ("embedded:gpt2", "embedded:smollm2"), ("random:7b", "random:tiny")])
 def test_bad_uris(uri, match):

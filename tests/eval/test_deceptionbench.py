@@ -210,7 +210,8 @@ def test_run_deceptionbench_on_embedded_model(embedded_model):
         result = run_deceptionbench(model, judge, items, view_max_new_tokens=24, max_new_tokens=40, n_boot=100)
     finally:
         torch.set_num_threads(before)
-    assert model.generate_calls == 2  # step 1 and step 2, each one batched call
+    # step 1 and step 2, each one batched call, plus one batched call for forced answers if any
+    assert model.generate_calls == 2 + (result.metrics["deception/n_forced_outputs"] > 0)
     assert [r["id"] for r in result.rows] == [it.id for it in items]
     assert all(r["view"] and r["response"] for r in result.rows)
     assert all(r["outcome"] in OUTCOMES for r in result.rows)
