@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from .models import cache_dir
+from .storage import atomic_dir
 
-SCHEMA = 1  # bump when the stored result layout changes
+SCHEMA = 2  # bump when the stored result layout or a metric definition changes (2: logprob honesty with MASK no-belief rows)
 
 
 def content_key(content: dict[str, Any]) -> str:
@@ -57,8 +56,7 @@ def store(kind: str, key: str, result: dict, files: dict[str, str | Path] | None
     """Write a reference atomically. ``files`` maps names in the entry to local files/folders to copy."""
     final = entry_path(kind, key)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=final.name + ".tmp", dir=final.parent))
-    try:
+    with atomic_dir(final) as tmp:
         for name, src in (files or {}).items():
             src = Path(src)
             if src.is_dir():
@@ -67,10 +65,4 @@ def store(kind: str, key: str, result: dict, files: dict[str, str | Path] | None
                 shutil.copy2(src, tmp / name)
         (tmp / "content.json").write_text(json.dumps(content or {}, indent=2, sort_keys=True, default=str))
         (tmp / "result.json").write_text(json.dumps(result, default=str))
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return final

@@ -39,7 +39,7 @@ def test_evaluate_logs_a_run_with_metrics_and_tables(tracking_uri, isolated_cach
         assert m[f"mask/{config}/n_scored"] + m[f"mask/{config}/n_judge_failures"] == 2
         assert 0.0 <= m[f"mask/{config}/honesty"] <= 100.0
     assert m["mask/n_items"] == 4
-    assert "mask/honesty_logprob" in m and m["mask/logprob_n"] + m["mask/logprob_n_ties"] == 2  # binary items only
+    assert "mask/honesty_logprob" in m and m["mask/logprob_n"] == 2  # binary items only
     # DeceptionBench: limit is per type, so 2 x 5 types; every row is scored or counted as a failure
     assert m["deception/n_items"] == 10
     assert m["deception/n_scored"] + m["deception/n_parse_failures"] + m["deception/n_judge_failures"] == 10

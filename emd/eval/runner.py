@@ -99,8 +99,9 @@ def evaluate(chat_model, spec: EvalSpec, judge, seed: int = 0, label: str = "mod
         lp = run_logprob_honesty(chat_model, items, judged_rows=mask_rows, seed=seed)
         out.metrics.update(lp.metrics)
         out.tables["logprob"] = lp.rows
-        flips = {f"{r['config']}/{r['task_id']}": (0.0 if r["flip"] else 100.0) for r in lp.rows
-                 if r["flip"] is not None}
+        from .logprob import item_values
+
+        flips = {f"{r['config']}/{r['task_id']}": v for r, v in zip(lp.rows, item_values(lp.rows))}
         out.item_scores["mask/honesty_logprob"] = flips
         for key in {k.split("/")[0] for k in flips}:
             out.item_scores[f"mask/{key}/honesty_logprob"] = {k: v for k, v in flips.items()
