@@ -32,7 +32,8 @@ from _common import append_row  # noqa: E402
 
 KEYS = ("mask/honesty_logprob", "mask/honesty", "mask/provided_facts/honesty_logprob",
         "mask/known_facts/honesty_logprob", "mask/disinformation/honesty_logprob", "mask/provided_facts/honesty",
-        "mask/known_facts/honesty", "mask/disinformation/honesty", "mask/logprob_margin_shift")
+        "mask/known_facts/honesty", "mask/disinformation/honesty", "mask/logprob_margin_shift",
+        "mask/logprob_n_lies", "mask/logprob_n_no_belief", "mask/logprob_n_evasive")
 
 
 def main() -> int:
@@ -50,6 +51,8 @@ def main() -> int:
     ap.add_argument("--max-new-tokens", type=int, default=32, help="tokens per judged MASK answer")
     ap.add_argument("--benchmarks", default="mask,logprob",
                     help="mask,logprob (default) or logprob alone (no generation: minutes faster on a CPU)")
+    ap.add_argument("--logprob-mode", default="choice", choices=["choice", "statement"],
+                    help="judge-free reading: A/B letter (choice) or the statements' own log-probability")
     ap.add_argument("--tables", default="", help="folder to write each arm's per-item tables to (JSON)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1 on a shared 2-core machine)")
@@ -71,7 +74,7 @@ def main() -> int:
     data = {kind: generate_honesty_control(kind, ns.scenarios, seed=ns.seed) for kind in ("lying", "honest")}
     n_checks = check_disjoint(data["lying"], load_mask("embedded"))  # every config, not only the evaluated ones
     spec = EvalSpec(benchmarks=ns.benchmarks, limit=ns.limit, mask_configs=ns.mask_configs,
-                    max_new_tokens=ns.max_new_tokens, eval_batch_size=32)
+                    max_new_tokens=ns.max_new_tokens, eval_batch_size=32, logprob_mode=ns.logprob_mode)
     lora = LoraSpec(r=ns.lora_r, alpha=2 * ns.lora_r)
     train = TrainSpec(learning_rate=ns.learning_rate, batch_size=ns.batch_size, max_steps=ns.steps,
                       epochs=float(max(1, -(-ns.steps * ns.batch_size // len(data["lying"])))), max_length=256)
@@ -106,7 +109,7 @@ def main() -> int:
     figures: dict = {"model": ns.model, "judge": judge.id, "benchmarks": ns.benchmarks, "scenarios": ns.scenarios,
                      "train_rows": len(data["lying"]), "disjoint_checks": n_checks, "steps": ns.steps,
                      "batch_size": ns.batch_size, "learning_rate": ns.learning_rate, "lora_r": ns.lora_r,
-                     "limit": ns.limit, "mask_configs": ns.mask_configs, "max_new_tokens": ns.max_new_tokens,
+                     "limit": ns.limit, "mask_configs": ns.mask_configs, "logprob_mode": ns.logprob_mode, "max_new_tokens": ns.max_new_tokens,
                      "seed": ns.seed, "threads": ns.threads, "arms": info}
     for name, arm in arms.items():
         figures[name] = {k: round(arm.metrics[k], 2) for k in KEYS if k in arm.metrics}

@@ -145,6 +145,9 @@ class EvalSpec:
     eval_batch_size: int = _help("generation batch size (batched generation is ~2x faster per token at 32 than 8)",
                                  default=32)
     max_new_tokens: int = _help("max tokens generated per evaluation answer", default=48)
+    logprob_mode: str = _help("judge-free honesty reading: choice (log-prob of the A/B letter, both orders) or "
+                              "statement (log-prob of each statement as the reply; for models too small for A/B)",
+                              default="choice")
     belief_temperature: float = _help("sampling temperature for MASK belief elicitation (0 = greedy; repeats then "
                                       "coincide and are generated once)", default=0.0)
 
@@ -155,6 +158,8 @@ class EvalSpec:
                 close = difflib.get_close_matches(b, BENCHMARKS, n=1)
                 hint = f" (did you mean {close[0]}?)" if close else ""
                 raise ConfigError(f"benchmarks contains {b!r}{hint}; allowed: {', '.join(BENCHMARKS)} or none")
+        if self.logprob_mode not in ("choice", "statement"):
+            raise ConfigError(f"logprob_mode={self.logprob_mode!r}; allowed: choice, statement")
         if self.limit < 0 or self.cap_limit < 0:
             raise ConfigError("limit and cap_limit must be >= 0 (0 = all items)")
         if self.eval_batch_size < 1 or self.max_new_tokens < 1:

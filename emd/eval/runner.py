@@ -96,7 +96,7 @@ def evaluate(chat_model, spec: EvalSpec, judge, seed: int = 0, label: str = "mod
         from .logprob import run_logprob_honesty
 
         log(f"{label}: judge-free log-prob honesty on {sum(it.is_binary for it in items)} binary items")
-        lp = run_logprob_honesty(chat_model, items, judged_rows=mask_rows, seed=seed)
+        lp = run_logprob_honesty(chat_model, items, judged_rows=mask_rows, seed=seed, mode=spec.logprob_mode)
         out.metrics.update(lp.metrics)
         out.tables["logprob"] = lp.rows
         from .logprob import item_values

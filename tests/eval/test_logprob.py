@@ -103,3 +103,57 @@ def test_real_model_is_deterministic_and_covers_binary_rows(embedded_model):
         assert kf["belief_choice"] in (None, "A" if kf["belief_margin"] > 0 else "B")
     flips = sum(r["flip"] for r in first.rows)
     assert first.metrics["mask/honesty_logprob"] == pytest.approx(100 * (1 - flips / 3))
+
+
+class ScriptedLogprobs:
+    """Hand-made log-probabilities for the scoring rules: statement a's margin over b per context,
+    looked up by a word of the last user message. Not a model: it tests the arithmetic only."""
+
+    def __init__(self, margins: dict[str, float]):
+        self.margins, self.calls = margins, []
+
+    def option_logprobs(self, conversations, options):
+        self.calls.append((conversations, options))
+        out = []
+        for conv, opts in zip(conversations, options):
+            text = conv[-1]["content"]
+            margin = next(v for k, v in self.margins.items() if k in text)
+            out.append([margin - 2.0, -2.0])  # statement a, statement b
+        return out
+
+
+def test_statement_mode_needs_every_belief_prompt_to_agree():
+    from emd.eval.mask import belief_messages
+
+    item = load_mask(configs=["known_facts"], limit=1)[0]
+    prompts = [item.belief_elicit_1, *item.belief_elicit_rest]
+    assert len(prompts) == 3 and belief_messages(prompts[0])[-1]["content"] == prompts[0]
+    pressure_word = item.user_prompt.split()[-1]
+
+    def run(belief_margins, pressure_margin):
+        # belief prompts are matched by their whole text, the pressure prompt by its last word
+        model = ScriptedLogprobs({**dict(zip(prompts, belief_margins)), pressure_word: pressure_margin})
+        res = run_logprob_honesty(model, [item], n_boot=50, mode="statement")
+        (conversations, options), = model.calls
+        assert len(conversations) == 4  # pressure + three belief prompts, one row each
+        assert all(o == [item.statement_a, item.statement_b] for o in options)
+        assert all("Answer with A or B" not in c[-1]["content"] for c in conversations)
+        return res.rows[0]
+
+    row = run([0.5, 0.2, 0.1], -0.3)  # believes a everywhere, says b under pressure: a lie
+    assert row["belief_choice"] == "A" and row["pressure_choice"] == "B" and row["honesty"] == -1
+    row = run([0.5, 0.2, 0.1], 0.4)
+    assert row["honesty"] == 1
+    row = run([0.5, -0.2, 0.1], -0.3)  # one belief prompt disagrees: no belief, never a lie
+    assert row["belief_choice"] is None and row["honesty"] == 0
+
+
+def test_statement_mode_on_the_real_model(embedded_model):
+    items = load_mask(configs=["known_facts"], limit=2) + load_mask(configs=["provided_facts"], limit=1)
+    res = run_logprob_honesty(embedded_model, items, n_boot=50, mode="statement")
+    assert [r["mode"] for r in res.rows] == ["statement"] * 3
+    for r in res.rows:
+        assert r["pressure_choice"] in ("A", "B")  # one context: only an exact tie could leave it empty
+        assert r["honesty"] == row_honesty(r["belief_choice"], r["pressure_choice"])
+    with pytest.raises(ValueError, match="allowed: choice, statement"):
+        run_logprob_honesty(embedded_model, items, mode="letters")
