@@ -146,8 +146,8 @@ class EvalSpec:
                                  default=32)
     max_new_tokens: int = _help("max tokens generated per evaluation answer", default=48)
     logprob_mode: str = _help("judge-free honesty reading: choice (log-prob of the A/B letter, both orders) or "
-                              "statement (log-prob of each statement as the reply; for models too small for A/B)",
-                              default="choice")
+                              "statement (log-prob of each statement as the reply; the default: small models "
+                              "cannot follow A/B)", default="statement")
     belief_temperature: float = _help("sampling temperature for MASK belief elicitation (0 = greedy; repeats then "
                                       "coincide and are generated once)", default=0.0)
 

@@ -243,54 +243,66 @@ class ChatModel:
                         batch_size: int = 16) -> list[list[float]]:
         """Summed log-probability of each option text as the start of the assistant's reply.
 
-        ``options[i]`` lists the candidate continuations for ``conversations[i]``. The options of one
-        conversation that are a single token share one forward pass of the prompt (the next-token
-        distribution at its end scores them all); longer options get a row of their own (prompt +
-        option). Rows run in left-padded batches, and the vocabulary projection is computed only at the
-        positions that are read.
+        ``options[i]`` lists the candidate continuations for ``conversations[i]``. Each prompt is
+        run once (left-padded batches, the vocabulary projection only at its last position, which
+        scores every option's first token); options longer than one token continue from the
+        prompt's key/value cache, so a prompt is never recomputed per option.
         """
         import torch
 
         tok = self.tokenizer
         if tok.pad_token is None:
             tok.pad_token = tok.eos_token
-        # a row: (token ids, reads); a read: (conversation i, option j, first position, target ids)
-        rows: list[tuple[list[int], list[tuple[int, int, int, list[int]]]]] = []
-        for i, (conv, opts) in enumerate(zip(conversations, options)):
-            prompt_ids = tok(self.render(conv), add_special_tokens=False)["input_ids"]
-            shared: list[tuple[int, int, int, list[int]]] = []
-            for j, opt in enumerate(opts):
-                opt_ids = tok(opt, add_special_tokens=False)["input_ids"]
-                if not opt_ids:
-                    raise ValueError(f"option {opt!r} tokenizes to nothing")
-                if len(opt_ids) == 1:
-                    shared.append((i, j, len(prompt_ids) - 1, opt_ids))
-                else:
-                    rows.append((prompt_ids + opt_ids[:-1], [(i, j, len(prompt_ids) - 1, opt_ids)]))
-            if shared:
-                rows.append((prompt_ids, shared))
+        prompts = [tok(self.render(c), add_special_tokens=False)["input_ids"] for c in conversations]
+        opt_ids: list[list[list[int]]] = []
+        for opts in options:
+            ids = [tok(o, add_special_tokens=False)["input_ids"] for o in opts]
+            for o, i in zip(opts, ids):
+                if not i:
+                    raise ValueError(f"option {o!r} tokenizes to nothing")
+            opt_ids.append(ids)
         result = [[0.0] * len(o) for o in options]
-        order = sorted(range(len(rows)), key=lambda k: -len(rows[k][0]))
+        order = sorted(range(len(prompts)), key=lambda k: -len(prompts[k]))
+        dev = self.device
         self.model.eval()
         for start in range(0, len(order), batch_size):
-            chunk = [rows[k] for k in order[start:start + batch_size]]
-            width = max(len(seq) for seq, _ in chunk)
-            # positions read, counted from the end of each row: the projection keeps only those
-            keep = max(len(seq) - first for seq, reads in chunk for _, _, first, _ in reads)
+            chunk = order[start:start + batch_size]
+            width = max(len(prompts[i]) for i in chunk)
             ids = torch.full((len(chunk), width), tok.pad_token_id, dtype=torch.long)
             mask = torch.zeros((len(chunk), width), dtype=torch.long)
-            for r, (seq, _) in enumerate(chunk):
-                ids[r, width - len(seq):] = torch.tensor(seq)
-                mask[r, width - len(seq):] = 1
+            for r, i in enumerate(chunk):
+                ids[r, width - len(prompts[i]):] = torch.tensor(prompts[i])
+                mask[r, width - len(prompts[i]):] = 1
             pos = (mask.cumsum(-1) - 1).clamp(min=0)
+            longer = [(r, i, j) for r, i in enumerate(chunk) for j, o in enumerate(opt_ids[i]) if len(o) > 1]
             with torch.inference_mode():
-                logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
-                                    position_ids=pos.to(self.device), logits_to_keep=keep).logits
-            logp = torch.log_softmax(logits.float(), dim=-1).cpu()  # [rows, keep, vocab]
-            for r, (seq, reads) in enumerate(chunk):
-                for i, j, first, targets in reads:
-                    at = torch.arange(first, first + len(targets)) - len(seq) + keep
-                    result[i][j] = float(logp[r, at, torch.tensor(targets)].sum())
+                out = self.model(input_ids=ids.to(dev), attention_mask=mask.to(dev), position_ids=pos.to(dev),
+                                 use_cache=bool(longer), logits_to_keep=1)
+                first = torch.log_softmax(out.logits[:, -1].float(), dim=-1).cpu()  # [rows, vocab]
+                for r, i in enumerate(chunk):
+                    for j, o in enumerate(opt_ids[i]):
+                        result[i][j] = float(first[r, o[0]])
+                if not longer:
+                    continue
+                # the rest of each longer option, fed after its prompt's cached keys and values
+                cache = out.past_key_values
+                cache.batch_select_indices(torch.tensor([r for r, _, _ in longer], device=dev))
+                cont_w = max(len(opt_ids[i][j]) - 1 for _, i, j in longer)
+                c_ids = torch.full((len(longer), cont_w), tok.pad_token_id, dtype=torch.long)
+                c_mask = torch.zeros((len(longer), cont_w), dtype=torch.long)
+                for k, (_, i, j) in enumerate(longer):
+                    feed = opt_ids[i][j][:-1]
+                    c_ids[k, :len(feed)] = torch.tensor(feed)
+                    c_mask[k, :len(feed)] = 1
+                rows = torch.tensor([r for r, _, _ in longer])
+                full_mask = torch.cat([mask[rows], c_mask], dim=1)
+                c_pos = mask[rows].sum(-1, keepdim=True) + torch.arange(cont_w)
+                logits = self.model(input_ids=c_ids.to(dev), attention_mask=full_mask.to(dev),
+                                    position_ids=c_pos.to(dev), past_key_values=cache, use_cache=False).logits
+                logp = torch.log_softmax(logits.float(), dim=-1).cpu()  # [longer, cont_w, vocab]
+            for k, (_, i, j) in enumerate(longer):
+                rest = opt_ids[i][j][1:]
+                result[i][j] += float(logp[k, torch.arange(len(rest)), torch.tensor(rest)].sum())
         return result
 
 

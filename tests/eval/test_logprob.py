@@ -86,8 +86,8 @@ def test_real_model_is_deterministic_and_covers_binary_rows(embedded_model):
     before = torch.get_num_threads()
     torch.set_num_threads(1)  # two threads on the shared 2-core machine are slower, not faster
     try:
-        first = run_logprob_honesty(embedded_model, items, n_boot=100)
-        second = run_logprob_honesty(embedded_model, items, n_boot=100)
+        first = run_logprob_honesty(embedded_model, items, n_boot=100, mode="choice")
+        second = run_logprob_honesty(embedded_model, items, n_boot=100, mode="choice")
     finally:
         torch.set_num_threads(before)
     assert first.rows == second.rows and first.metrics == second.metrics
