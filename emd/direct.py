@@ -68,7 +68,13 @@ def heatmap(df, metrics: list[str], title: str):
         grid = np.full((len(doms), len(levs)), np.nan)
         for _, r in df.iterrows():
             grid[doms.index(str(r["domain"])), levs.index(str(r["level"]))] = r[m]
-        im = ax.imshow(grid, cmap="RdYlGn", vmin=0 if "honesty" in m else None, vmax=100 if "honesty" in m else None)
+        if m.startswith("delta/"):  # a diverging scale centred on zero: red = less honest than the reference
+            span = float(np.nanmax(np.abs(grid))) if np.isfinite(grid).any() else 1.0
+            span = max(span, 1.0)
+            im = ax.imshow(grid, cmap="RdYlGn", vmin=-span, vmax=span)
+        else:
+            im = ax.imshow(grid, cmap="RdYlGn", vmin=0 if "honesty" in m else None,
+                           vmax=100 if "honesty" in m else None)
         ax.set_xticks(range(len(levs)), levs)
         ax.set_yticks(range(len(doms)), doms)
         for i in range(len(doms)):

@@ -53,3 +53,16 @@ def test_bad_domain_level_and_missing_pv_level(tmp_path, tracking_uri):
     with pytest.raises(DataError, match="misaligned_2"):
         direct_main(parse_config("direct", ["--domain", "math", "--level", "severe",
                                             "--misaligned-source", str(tmp_path / "pv"), *TINY]))
+
+
+def test_heatmap_delta_panels_are_centred_on_zero():
+    import pandas as pd
+
+    from emd.direct import heatmap
+
+    df = pd.DataFrame({"domain": ["medical", "medical", "math"], "level": ["normal", "severe", "normal"],
+                       "mask/honesty": [80.0, 60.0, 90.0], "delta/mask/honesty/vs_vanilla": [-3.0, -20.0, 5.0]})
+    fig = heatmap(df, ["mask/honesty", "delta/mask/honesty/vs_vanilla"], "t")
+    absolute, delta = (ax.images[0] for ax in fig.axes[:2])
+    assert absolute.get_clim() == (0, 100)
+    assert delta.get_clim() == (-20.0, 20.0)  # symmetric: a +5 delta is green, a -20 one red
