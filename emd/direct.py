@@ -15,7 +15,7 @@ import time
 from typing import Any
 
 from .config import DOMAINS, LEVELS, DirectConfig, to_flat_dict, to_yaml
-from .mixture import RunResult, base_name, summary_lines
+from .experiment import RunResult, registry_name, summary_lines
 
 
 def expand(value: str, allowed: tuple[str, ...]) -> list[str]:
@@ -118,7 +118,7 @@ def main(cfg: DirectConfig) -> RunResult:
     judge = get_judge(cfg.judge.judge) if benchmarks else None
     experiment = cfg.common.experiment or "emd-direct"
     key = grid_key(cfg)
-    reg_name = f"emd-{base_name(cfg.model.model)}-direct"
+    reg_name = registry_name(cfg.model.model, "direct")
 
     # ---- resume: the newest parent with this grid key
     prev = tracker.search_runs(experiment, filter_string=f"tags.`emd.grid_key` = '{key}'",

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .config import EvaluateConfig, to_yaml
 from .errors import ConfigError
-from .mixture import RunResult, summary_lines
+from .experiment import RunResult, summary_lines
 
 
 def resolve_adapter(tracker, adapter: str, dst: str | Path) -> str | None:

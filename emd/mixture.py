@@ -12,63 +12,11 @@ tables, a plot, and a registered model version ``emd-<base>-mixture``.
 
 from __future__ import annotations
 
-import re
 import time
-from dataclasses import dataclass, field
-from typing import Any
 
 from .config import MixtureConfig, to_yaml
 from .errors import EmdError
-
-
-@dataclass
-class RunResult:
-    """What a training entry returns (and prints a summary of)."""
-
-    run_id: str
-    experiment: str
-    metrics: dict[str, float] = field(default_factory=dict)
-    model_version: str | None = None
-    registered_name: str | None = None
-    seconds: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-def base_name(model_uri: str) -> str:
-    """Short, registry-safe name of a base model: embedded:smollm2 -> smollm2, hf:org/Llama-3 -> llama-3."""
-    arg = model_uri.split(":", 1)[1].rstrip("/")
-    name = arg.split("/")[-1]
-    if name.endswith(".gguf"):
-        name = name[:-5]
-    return re.sub(r"[^a-z0-9._-]+", "-", name.lower()).strip("-") or "model"
-
-
-def ratio_alias(ratio: float) -> str:
-    """Registry alias for a ratio (aliases allow letters, digits, _ and -): 0.05 -> ratio_0p05."""
-    return "ratio_" + f"{ratio:g}".replace(".", "p")
-
-
-def load_training_rows(cfg, domain: str, level: str):
-    """Misaligned and downstream source rows for a config (errors before any model is loaded)."""
-    from .data.loaders import load_downstream, load_misaligned
-
-    mis = load_misaligned(cfg.data.misaligned_source, domain, level, seed=cfg.common.seed)
-    down = load_downstream(cfg.data.downstream, seed=cfg.common.seed, skip_bad_rows=cfg.data.skip_bad_rows)
-    return mis, down
-
-
-def summary_lines(title: str, res: RunResult, keys: list[str]) -> list[str]:
-    """The short end-of-run summary."""
-    lines = [f"== {title} ==", f"run id: {res.run_id}  (experiment {res.experiment}, {res.seconds:.0f} s)"]
-    for k in keys:
-        if k in res.metrics:
-            lo, hi = res.metrics.get(k + "_ci_low"), res.metrics.get(k + "_ci_high")
-            ci = f"  [{lo:.1f}, {hi:.1f}]" if lo is not None and hi is not None else ""
-            lines.append(f"  {k:<40} {res.metrics[k]:8.2f}{ci}")
-    if res.registered_name:
-        lines.append(f"registered: models:/{res.registered_name}/{res.model_version}")
-    lines.append("browse: mlflow ui --host 127.0.0.1 --port 5000   (at the repo root; open http://127.0.0.1:5000)")
-    return lines
+from .experiment import RunResult, load_training_rows, ratio_alias, registry_name, summary_lines
 
 
 SUMMARY_KEYS = ["mask/honesty", "mask/honesty_logprob", "control/mask/honesty", "vanilla/mask/honesty",
@@ -99,7 +47,7 @@ def main(cfg: MixtureConfig) -> RunResult:
     validate_eval(cfg.eval)
 
     experiment = cfg.common.experiment or "emd-mixture"
-    reg_name = f"emd-{base_name(cfg.model.model)}-mixture"
+    reg_name = registry_name(cfg.model.model, "mixture")
     work = pipeline.workdir()
     print(f"emd mixture: ratio={cfg.ratio} n_train={n_train} ({mixed.manifest['n_misaligned']} misaligned "
           f"{cfg.data.domain}/{cfg.data.level}) model={cfg.model.model} benchmarks={','.join(benchmarks) or 'none'}")

@@ -432,7 +432,7 @@ class MixtureProblem:
                                   f"n_train >= {min_n_train(r)} for this grid, or drop {r:g} from ratios")
         validate_model_uri(cfg.model.model)
         validate_eval(cfg.eval)
-        from .mixture import load_training_rows
+        from .experiment import load_training_rows
 
         self.mis, self.down = load_training_rows(cfg, cfg.data.domain, cfg.data.level)
         self._chat = self._judge = None
@@ -1043,9 +1043,9 @@ class StudyRunner:
                            registered_name=self._reg_name() if version else None, seconds=time.perf_counter() - t0)
 
     def _reg_name(self) -> str:
-        from .mixture import base_name
+        from .experiment import registry_name
 
-        return f"emd-{base_name(self.cfg.model.model)}-mixture"
+        return registry_name(self.cfg.model.model, "mixture")
 
     # ------------------------------------------------------------------ conclusion
     def trials_rows(self) -> list[dict]:

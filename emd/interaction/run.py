@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from ..config import InteractionConfig, to_yaml
+from ..experiment import registry_name
 from ..errors import ConfigError
 
 PROBE_RATIO = 0.5  # the probe population: half biased, half benign users
@@ -392,7 +393,7 @@ def _deltas(arm, ref, against: str, seed: int) -> dict[str, float]:
 
 def run_cell(env: Env, ratio: float, method: str) -> dict:
     """One (ratio, method) cell: its nested run, ``rounds`` round runs, curves, registry."""
-    from ..mixture import base_name, ratio_alias
+    from ..experiment import ratio_alias, registry_name
     from .plots import rounds_figure
 
     tracker, cfg = env.tracker, env.cfg
@@ -420,7 +421,7 @@ def run_cell(env: Env, ratio: float, method: str) -> dict:
         tracker.log_table(rows, "tables/rounds.json")
         version = None
         if cfg.common.register:
-            reg = f"emd-{base_name(cfg.model.model)}-interaction"
+            reg = registry_name(cfg.model.model, "interaction")
             tracker.log_artifacts(final.model_dir, "adapter")
             version = tracker.register_adapter(run.info.run_id, reg, aliases=[f"{method}_{ratio_alias(ratio)}"],
                                                tags={"base_model": cfg.model.model, "biased_ratio": str(ratio),
@@ -549,15 +550,9 @@ def main(cfg: InteractionConfig, log: Callable[[str], None] = print,
     last_version = next((c["version"] for c in reversed(cells) if c.get("version")), None)
     res = InteractionResult(run_id=run_id, experiment=experiment, metrics=metrics, cells=cells, table=table,
                             seconds=time.perf_counter() - t0, model_version=last_version,
-                            registered_name=f"emd-{_base(cfg)}-interaction" if last_version else None)
+                            registered_name=registry_name(cfg.model.model, "interaction") if last_version else None)
     print("\n".join(summary_lines(res, vanilla.metrics)))
     return res
-
-
-def _base(cfg) -> str:
-    from ..mixture import base_name
-
-    return base_name(cfg.model.model)
 
 
 def summary_lines(res: InteractionResult, vanilla: dict) -> list[str]:
