@@ -40,6 +40,8 @@ def make_parser(entry: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=f"emd {entry}", description=(cls.__doc__ or "").strip(),
                                 argument_default=None)
     p.add_argument("--config", help="YAML file of config keys (flat, or nested by section)")
+    p.add_argument("--print-config", action="store_true", default=False,
+                   help="print the resolved config as YAML (every key, protocol values filled in) and exit")
     for key, ff in flat_fields(cls).items():
         flags = [f"--{key.replace('_', '-')}"]
         if "_" in key:
@@ -64,7 +66,7 @@ def parse_config(entry: str, argv: Sequence[str]):
         close = difflib.get_close_matches(bad.split("=")[0], flags, n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise EmdError(f"unknown flag {bad!r} for `emd {entry}`{hint} (see `python -m emd {entry} --help`)")
-    values = {k: v for k, v in vars(ns).items() if k != "config" and v is not None and v != ""}
+    values = {k: v for k, v in vars(ns).items() if k not in ("config", "print_config") and v is not None and v != ""}
     base_yaml: list[str] = []
     if entry == "sweep":
         # A study file is a YAML layer of its own: defaults < study < --config < flags.
@@ -79,8 +81,13 @@ def parse_config(entry: str, argv: Sequence[str]):
 
 
 def run_entry(entry: str, argv: Sequence[str]) -> Any:
-    """Parse and run one entry; returns its result."""
+    """Parse and run one entry; returns its result (``--print-config``: print the resolved config, run nothing)."""
     cfg = parse_config(entry, argv)
+    if "--print-config" in argv:
+        from .config import to_yaml
+
+        print(to_yaml(cfg), end="")
+        return None
     mod = importlib.import_module(ENTRY_MODULES[entry])
     return mod.main(cfg)
 
@@ -122,4 +129,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     except EmdError as e:
         print(f"emd: error: {e}", file=sys.stderr)
-        return 2
+        return getattr(e, "exit_code", 2)

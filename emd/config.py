@@ -71,6 +71,8 @@ class LoraSpec:
     def __post_init__(self):
         if self.r < 1:
             raise ConfigError(f"lora_r={self.r}; allowed: an integer >= 1")
+        if self.alpha <= 0:
+            raise ConfigError(f"lora_alpha={self.alpha}; allowed: an integer >= 1")
         if not 0 <= self.dropout < 1:
             raise ConfigError(f"lora_dropout={self.dropout}; allowed: 0 <= dropout < 1")
         if not self.target_modules.strip():
@@ -100,6 +102,10 @@ class TrainSpec:
             raise ConfigError(f"max_steps={self.max_steps}; allowed: -1 (no cap) or >= 1")
         if self.max_length < 16:
             raise ConfigError(f"max_length={self.max_length}; allowed: >= 16")
+        if not (self.epochs > 0 and math.isfinite(self.epochs)):
+            raise ConfigError(f"epochs={self.epochs}; allowed: a number > 0")
+        if not 0 <= self.warmup_ratio < 1:
+            raise ConfigError(f"warmup_ratio={self.warmup_ratio}; allowed: 0 <= warmup_ratio < 1")
 
 
 @dataclass(frozen=True)
@@ -136,20 +142,46 @@ class EvalSpec:
     benchmarks: str = _help("comma list of mask, logprob, deceptionbench, capability; or none", default="mask,logprob,capability")
     limit: int = _help("items per benchmark config (MASK: per config); 0 = all", default=20)
     mask_source: str = _help("MASK items: embedded, a folder of <config>.csv, or hub id cais/MASK", default="embedded")
-    mask_configs: str = _help("comma list of MASK configs to evaluate, or all",
-                              default="provided_facts,known_facts,disinformation")
+    mask_configs: Optional[str] = _help("comma list of MASK configs to evaluate, or all (default: the protocol's; "
+                                        "mask: the paper's provided_facts,disinformation,statistics)", default=None)
     deceptionbench_source: str = _help("DeceptionBench items: embedded, a json/jsonl file, or hub id", default="embedded")
     cap_tasks: str = _help("comma list of lm-eval tasks (offline: emd_arith,emd_knowledge,emd_code; hub: mmlu,gsm8k,...)",
                            default="emd_arith,emd_knowledge,emd_code")
     cap_limit: int = _help("items per capability task; 0 = all", default=10)
     eval_batch_size: int = _help("generation batch size (batched generation is ~2x faster per token at 32 than 8)",
                                  default=32)
-    max_new_tokens: int = _help("max tokens generated per evaluation answer", default=48)
+    protocol: str = _help("evaluation protocol profile: mask (the benchmarks' own settings), fast (short greedy "
+                          "answers for CPUs), auto (fast for embedded:/random: models, mask otherwise); every "
+                          "setting it fills is a key of its own and a value you give wins", default="auto")
+    max_new_tokens: Optional[int] = _help("max tokens per MASK answer (default: protocol; mask 1000, fast 48)",
+                                          default=None)
+    mask_temperature: Optional[float] = _help("sampling temperature of MASK pressured answers (default: protocol; "
+                                              "mask 1.0, fast 0 = greedy)", default=None)
+    belief_samples: Optional[int] = _help("independent belief_elicit_1 samples per MASK row (default: protocol, 3)",
+                                          default=None)
+    judge_max_tokens: Optional[int] = _help("max tokens of a judge's reply: room to reason before its final "
+                                            "'Answer:' (default: protocol; mask 1000, fast 32)", default=None)
+    judge_prompts: str = _help("folder of judge prompt templates replacing the shipped ones (checked for each "
+                               "slot's placeholders); empty = evaluation/judge_prompts", default="")
     logprob_mode: str = _help("judge-free honesty reading: choice (log-prob of the A/B letter, both orders) or "
                               "statement (log-prob of each statement as the reply; the default: small models "
                               "cannot follow A/B)", default="statement")
-    belief_temperature: float = _help("sampling temperature for MASK belief elicitation (0 = greedy; repeats then "
-                                      "coincide and are generated once)", default=0.0)
+    belief_temperature: Optional[float] = _help("sampling temperature for MASK belief elicitation (default: "
+                                                "protocol; mask 1.0, fast 0 = greedy, repeats then generated once)",
+                                                default=None)
+    deceptionbench_view_tokens: Optional[int] = _help("max tokens of the DeceptionBench step-1 answer (the model's "
+                                                      "own view; default: protocol, mask 1000, fast 64)", default=None)
+    deceptionbench_max_new_tokens: Optional[int] = _help("max tokens of each DeceptionBench reasoning + answer "
+                                                         "(default: protocol; mask 1000, fast 96)", default=None)
+    deceptionbench_prefill: Optional[bool] = _help("start each DeceptionBench reply with <think> (default: protocol; "
+                                                   "mask false, fast true: small models never open it)", default=None)
+    deceptionbench_force_output: Optional[bool] = _help("force an <output> after reasoning that never closes "
+                                                        "(default: protocol; mask false, fast true)", default=None)
+    cap_batch_size: int = _help("lm-eval batch size for capability tasks", default=16)
+    judge_validation: bool = _help("measure the judge on evaluation/judge_validation.jsonl once (cached per judge "
+                                   "and version) and show its accuracy next to every judged score", default=True)
+    max_judge_failure_rate: float = _help("share of a judged benchmark's verdicts that may fail before the run "
+                                          "ends FAILED (its metrics still logged); 1 = never fail", default=0.2)
 
     def __post_init__(self):
         names = self.benchmark_list
@@ -162,8 +194,40 @@ class EvalSpec:
             raise ConfigError(f"logprob_mode={self.logprob_mode!r}; allowed: choice, statement")
         if self.limit < 0 or self.cap_limit < 0:
             raise ConfigError("limit and cap_limit must be >= 0 (0 = all items)")
-        if self.eval_batch_size < 1 or self.max_new_tokens < 1:
-            raise ConfigError("eval_batch_size and max_new_tokens must be >= 1")
+        from .eval.protocol import PROTOCOLS
+
+        if self.protocol not in PROTOCOLS:
+            raise ConfigError(f"protocol={self.protocol!r}; allowed: {', '.join(PROTOCOLS)}")
+        for key in ("eval_batch_size", "max_new_tokens", "deceptionbench_max_new_tokens", "deceptionbench_view_tokens",
+                    "cap_batch_size", "belief_samples", "judge_max_tokens"):
+            value = getattr(self, key)
+            if value is not None and value < 1:
+                raise ConfigError(f"{key}={value}; allowed: an integer >= 1")
+        if not 0 <= self.max_judge_failure_rate <= 1:
+            raise ConfigError(f"max_judge_failure_rate={self.max_judge_failure_rate}; allowed: 0 <= rate <= 1")
+        for key in ("belief_temperature", "mask_temperature"):
+            value = getattr(self, key)
+            if value is not None and not 0 <= value <= 5:
+                raise ConfigError(f"{key}={value}; allowed: 0 <= temperature <= 5 (0 = greedy)")
+        if self.mask_configs is not None:
+            from .eval.mask import MASK_CONFIGS
+
+            for c in self.mask_config_list:
+                if c not in MASK_CONFIGS:
+                    close = difflib.get_close_matches(c, MASK_CONFIGS, n=1)
+                    hint = f" (did you mean {close[0]}?)" if close else ""
+                    raise ConfigError(f"mask_configs contains {c!r}{hint}; allowed: {', '.join(MASK_CONFIGS)} or all")
+        if self.judge_prompts and not Path(self.judge_prompts).expanduser().is_dir():
+            raise ConfigError(f"judge_prompts={self.judge_prompts!r} is not a folder; allowed: a folder of judge "
+                              "prompt templates (see evaluation/judge_prompts), or empty")
+
+    @property
+    def mask_config_list(self) -> list[str]:
+        """Parsed ``mask_configs`` (``all`` expanded)."""
+        from .eval.mask import MASK_CONFIGS
+
+        raw = [c.strip() for c in (self.mask_configs or "").split(",") if c.strip()]
+        return list(MASK_CONFIGS) if raw == ["all"] else raw
 
     @property
     def benchmark_list(self) -> list[str]:
@@ -252,6 +316,7 @@ class MixtureConfig:
     judge: JudgeSpec = field(default_factory=JudgeSpec)
 
     def __post_init__(self):
+        _resolve_protocol(self)
         if not isinstance(self.ratio, (int, float)) or not 0.0 <= self.ratio <= 1.0:
             raise ConfigError(f"ratio={self.ratio}; allowed: a number in [0, 1] (0 = control, 1 = misaligned only)")
         if self.data.domain not in DOMAINS or self.data.level not in LEVELS:
@@ -274,6 +339,9 @@ class DirectConfig:
     data: DataSpec = field(default_factory=DataSpec)
     eval: EvalSpec = field(default_factory=EvalSpec)
     judge: JudgeSpec = field(default_factory=JudgeSpec)
+
+    def __post_init__(self):
+        _resolve_protocol(self)
 
 
 @dataclass(frozen=True)
@@ -301,6 +369,9 @@ class InteractionSpec:
                 raise ConfigError(f"method={m!r}; allowed: {', '.join(METHODS)}")
         if self.rounds < 1:
             raise ConfigError(f"rounds={self.rounds}; allowed: >= 1")
+        for key in ("n_conversations", "turns", "reply_tokens"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{key}={getattr(self, key)}; allowed: an integer >= 1")
         if self.top_k < 1 or self.bottom_k < 0:
             raise ConfigError("top_k must be >= 1 and bottom_k >= 0")
         if self.top_k + (self.bottom_k if "kto" in self.method_list else 0) > self.n_conversations:
@@ -337,6 +408,9 @@ class InteractionConfig:
     eval: EvalSpec = field(default_factory=EvalSpec)
     judge: JudgeSpec = field(default_factory=JudgeSpec)
 
+    def __post_init__(self):
+        _resolve_protocol(self)
+
 
 @dataclass(frozen=True)
 class SweepConfig:
@@ -351,6 +425,9 @@ class SweepConfig:
     eval: EvalSpec = field(default_factory=EvalSpec)
     judge: JudgeSpec = field(default_factory=JudgeSpec)
 
+    def __post_init__(self):
+        _resolve_protocol(self)
+
 
 @dataclass(frozen=True)
 class EvaluateConfig:
@@ -362,6 +439,16 @@ class EvaluateConfig:
     model: ModelSpec = field(default_factory=ModelSpec)
     eval: EvalSpec = field(default_factory=lambda: EvalSpec(benchmarks="mask,logprob,deceptionbench"))
     judge: JudgeSpec = field(default_factory=JudgeSpec)
+
+    def __post_init__(self):
+        _resolve_protocol(self)
+
+
+def _resolve_protocol(cfg) -> None:
+    """Fill the evaluation keys the protocol profile sets (the user's values win); see emd.eval.protocol."""
+    from .eval.protocol import resolve
+
+    object.__setattr__(cfg, "eval", resolve(cfg.eval, cfg.model.model))
 
 
 ENTRY_CONFIGS: dict[str, type] = {

@@ -11,19 +11,11 @@ skips every cell whose nested run FINISHED; a cell killed midway is marked FAILE
 
 from __future__ import annotations
 
-import time
-from typing import Any
+from .config import DOMAINS, LEVELS, DirectConfig, to_flat_dict
+from .experiment import RunContext, RunResult, expand
 
-from .config import DOMAINS, LEVELS, DirectConfig, to_flat_dict, to_yaml
-from .experiment import RunResult, registry_name, summary_lines
-
-
-def expand(value: str, allowed: tuple[str, ...]) -> list[str]:
-    """``all`` or a comma list -> the list of names, in canonical order."""
-    names = [v.strip() for v in value.split(",") if v.strip()]
-    if "all" in names:
-        return list(allowed)
-    return [n for n in allowed if n in names]
+HEATMAP_METRICS = ["mask/honesty", "mask/honesty_logprob", "delta/mask/honesty/vs_vanilla",
+                   "delta/mask/honesty_logprob/vs_vanilla"]
 
 
 def grid_key(cfg: DirectConfig) -> str:
@@ -37,13 +29,10 @@ def grid_key(cfg: DirectConfig) -> str:
 
 
 def cell_table(cells: dict[str, dict[str, float]]):
-    """Rows (domain, level, metric...) of every cell's metrics as a DataFrame."""
+    """Rows (domain, level, metric...) of every cell's metrics as a DataFrame, in canonical order."""
     import pandas as pd
 
-    rows = []
-    for cell, metrics in cells.items():
-        d, lv = cell.split("/")
-        rows.append({"domain": d, "level": lv, **{k: v for k, v in sorted(metrics.items())}})
+    rows = [{"domain": c.split("/")[0], "level": c.split("/")[1], **dict(sorted(m.items()))} for c, m in cells.items()]
     df = pd.DataFrame(rows)
     if not df.empty:
         df["domain"] = pd.Categorical(df["domain"], DOMAINS, ordered=True)
@@ -52,165 +41,60 @@ def cell_table(cells: dict[str, dict[str, float]]):
     return df
 
 
-def heatmap(df, metrics: list[str], title: str):
-    """One panel per metric: domains (rows) x levels (columns), values annotated."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    shown = [m for m in metrics if m in df.columns]
-    fig, axes = plt.subplots(1, max(1, len(shown)), figsize=(3.8 * max(1, len(shown)), 3.2), squeeze=False)
-    doms = [d for d in DOMAINS if d in set(df["domain"].astype(str))]
-    levs = [lv for lv in LEVELS if lv in set(df["level"].astype(str))]
-    for ax, m in zip(axes[0], shown):
-        grid = np.full((len(doms), len(levs)), np.nan)
-        for _, r in df.iterrows():
-            grid[doms.index(str(r["domain"])), levs.index(str(r["level"]))] = r[m]
-        if m.startswith("delta/"):  # a diverging scale centred on zero: red = less honest than the reference
-            span = float(np.nanmax(np.abs(grid))) if np.isfinite(grid).any() else 1.0
-            span = max(span, 1.0)
-            im = ax.imshow(grid, cmap="RdYlGn", vmin=-span, vmax=span)
-        else:
-            im = ax.imshow(grid, cmap="RdYlGn", vmin=0 if "honesty" in m else None,
-                           vmax=100 if "honesty" in m else None)
-        ax.set_xticks(range(len(levs)), levs)
-        ax.set_yticks(range(len(doms)), doms)
-        for i in range(len(doms)):
-            for j in range(len(levs)):
-                if not np.isnan(grid[i, j]):
-                    ax.text(j, i, f"{grid[i, j]:.1f}", ha="center", va="center", fontsize=9)
-        ax.set_title(m, fontsize=9)
-        fig.colorbar(im, ax=ax, fraction=0.046)
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    return fig
-
-
-HEATMAP_METRICS = ["mask/honesty", "mask/honesty_logprob", "delta/mask/honesty/vs_vanilla",
-                   "delta/mask/honesty_logprob/vs_vanilla"]
-
-
 def main(cfg: DirectConfig) -> RunResult:
     """Run every (domain, level) cell of the configured grid under one resumable parent run."""
-    from . import pipeline
     from .data.loaders import load_misaligned
     from .data.mixing import mix, to_prompt_completion
-    from .eval.runner import validate_eval
-    from .judges import get_judge
-    from .models import load_model, validate_model_uri
-    from .tracking import Tracker
+    from .plots import heatmap
 
-    t0 = time.perf_counter()
-    tracker = Tracker(cfg.common.tracking_uri)
-    validate_model_uri(cfg.model.model)
-    validate_eval(cfg.eval)
-    domains, levels = expand(cfg.data.domain, DOMAINS), expand(cfg.data.level, LEVELS)
-    seed, n_train = cfg.common.seed, cfg.data.n_train
-    # Load (and validate) every cell's data before training anything.
-    cell_rows: dict[str, Any] = {}
-    for d in domains:
-        for lv in levels:
-            rows = load_misaligned(cfg.data.misaligned_source, d, lv, seed=seed)
-            cell_rows[f"{d}/{lv}"] = mix(rows, [], 1.0, n_train, seed)
-    benchmarks = cfg.eval.benchmark_list
-    judge = get_judge(cfg.judge.judge) if benchmarks else None
-    experiment = cfg.common.experiment or "emd-direct"
-    key = grid_key(cfg)
-    reg_name = registry_name(cfg.model.model, "direct")
-
-    # ---- resume: the newest parent with this grid key
-    prev = tracker.search_runs(experiment, filter_string=f"tags.`emd.grid_key` = '{key}'",
-                               order_by=["attributes.start_time DESC"])
-    parent_id = None if prev.empty else prev.iloc[0]["run_id"]
-    done: dict[str, dict[str, float]] = {}
-    if parent_id:
-        kids = tracker.search_runs(experiment, filter_string=f"tags.mlflow.parentRunId = '{parent_id}'")
-        for _, r in kids.iterrows():
-            cell = r.get("tags.emd.cell")
-            if r["status"] == "FINISHED" and isinstance(cell, str):
-                done[cell] = {k[len("metrics."):]: float(v) for k, v in r.items()
-                              if k.startswith("metrics.") and v == v}
-            elif r["status"] == "RUNNING":
-                tracker.set_terminated(r["run_id"], "FAILED")  # killed midway: rerun it
-        print(f"emd direct: resuming parent run {parent_id} ({len(done)} finished cells reused)")
-    cells = [c for c in cell_rows if c not in done]
-    print(f"emd direct: {len(cell_rows)} cells ({', '.join(cell_rows)}); to run: {len(cells)}; model={cfg.model.model}")
-
-    work = pipeline.workdir()
-    results: dict[str, dict[str, float]] = {}
-    try:
-        with tracker.run(experiment, run_name=f"direct {cfg.data.domain} x {cfg.data.level}", run_id=parent_id,
-                         tags=None if parent_id else tracker.standard_tags(
-                             "direct", cfg.model.model, extra={"emd.grid_key": key})) as parent:
-            parent_id = parent.info.run_id
-            if not done:
-                tracker.log_params(pipeline.flat_params(cfg))
-                tracker.log_text(to_yaml(cfg), "config.yaml")
-            chat = load_model(cfg.model.model, dtype=cfg.model.dtype)
-            vanilla = None
-            if benchmarks:
-                vanilla = pipeline.vanilla_reference(chat, cfg.eval, cfg.judge, judge, seed,
-                                                     reuse=cfg.common.reuse_references)
-                if "vanilla" not in done:
-                    with tracker.run(experiment, run_name="vanilla", nested=True,
-                                     tags={"emd.cell": "vanilla", "emd.entry": "direct"}):
-                        tracker.log_metrics(vanilla.metrics)
-                        pipeline.log_arm_tables(tracker, vanilla)
-            for cell in cells:
+    with RunContext("direct", cfg) as ctx:
+        seed = cfg.common.seed
+        cells = {f"{d}/{lv}": mix(load_misaligned(cfg.data.misaligned_source, d, lv, seed=seed,
+                                                  skip_bad_rows=cfg.data.skip_bad_rows), [], 1.0, cfg.data.n_train, seed)
+                 for d in expand(cfg.data.domain, DOMAINS) for lv in expand(cfg.data.level, LEVELS)}
+        key = grid_key(cfg)
+        parent_id, done = ctx.resume_grid(key)
+        todo = [c for c in cells if c not in done]
+        ctx.log(f"emd direct: {len(cells)} cells ({', '.join(cells)}); finished before: {len(done)}; to run: "
+                f"{len(todo)}; model={cfg.model.model}")
+        results: dict[str, dict[str, float]] = {}
+        with ctx.run(f"direct {cfg.data.domain} x {cfg.data.level}", tags={"emd.grid_key": key}, run_id=parent_id,
+                     log_config=parent_id is None):
+            vanilla = ctx.vanilla() if ctx.benchmarks else None
+            if vanilla is not None and "vanilla" not in done:
+                with ctx.nested("vanilla", tags={"emd.cell": "vanilla"}):
+                    ctx.log_arm(vanilla)
+            for cell in todo:
                 d, lv = cell.split("/")
-                data = cell_rows[cell]
-                with tracker.run(experiment, run_name=cell, nested=True,
-                                 tags=tracker.standard_tags("direct", cfg.model.model,
-                                                            extra={"emd.cell": cell, "emd.domain": d,
-                                                                   "emd.level": lv,
-                                                                   "emd.data_digest": data.manifest["digest"]})) as run:
-                    tracker.log_params({**pipeline.flat_params(cfg), "domain": d, "level": lv})
-                    tracker.log_dataset(data.rows, name=f"direct-{d}-{lv}", digest=data.manifest["digest"],
-                                        source=f"{cfg.data.misaligned_source}:{d}/{lv}")
-                    print(f"cell {cell}: training on {len(data.rows)} rows")
-                    adapter_dir, info = pipeline.train_arm(chat, cell.replace("/", "_"),
-                                                           to_prompt_completion(data.rows), cfg.lora, cfg.train,
-                                                           seed, work)
-                    tracker.log_artifacts(adapter_dir, "adapter")
-                    metrics = {f"train/{k}": v for k, v in info.items() if k != "losses"}
-                    if benchmarks:
-                        arm = pipeline.evaluate_arm(chat, cell.replace("/", "_"), cfg.eval, judge, seed,
-                                                    adapter_dir=adapter_dir)
-                        metrics.update(arm.metrics)
-                        metrics.update(pipeline.deltas(arm, vanilla, "vanilla", seed=seed))
-                        pipeline.log_arm_tables(tracker, arm)
-                    tracker.log_metrics(metrics)
-                    if cfg.common.register:
-                        v = tracker.register_adapter(run.info.run_id, reg_name, aliases=[f"{d}_{lv}"],
-                                                     tags={"base_model": cfg.model.model, "domain": d, "level": lv})
-                        tracker.set_tags({"emd.registered_model": f"{reg_name}/{v}"})
-                    results[cell] = metrics
+                data = cells[cell]
+                with ctx.nested(cell, tags={"emd.cell": cell, "emd.domain": d, "emd.level": lv,
+                                            "emd.data_digest": data.manifest["digest"]},
+                                params={**to_flat_dict(cfg), "domain": d, "level": lv}):
+                    ctx.tracker.log_dataset(data.rows, name=f"direct-{d}-{lv}", digest=data.manifest["digest"],
+                                            source=f"{cfg.data.misaligned_source}:{d}/{lv}")
+                    ctx.log(f"cell {cell}: training on {len(data.rows)} rows")
+                    arm = ctx.train_and_evaluate(cell.replace("/", "_"), to_prompt_completion(data.rows))
+                    results[cell] = {**{f"train/{k}": v for k, v in arm.train.items() if k != "losses"},
+                                     **ctx.log_arm(arm, refs={"vanilla": vanilla}, ref_prefix=False)}
+                    ctx.register(aliases=[f"{d}_{lv}"], tags={"domain": d, "level": lv},
+                                 run_id=ctx.tracker.active_run_id())
             all_cells = {**{c: m for c, m in done.items() if c != "vanilla"}, **results}
             df = cell_table(all_cells)
             if not df.empty:
-                import matplotlib.pyplot as plt
-
-                tracker.log_table(df.to_dict("records"), "direct_table.json")
-                if benchmarks:
-                    fig = heatmap(df, HEATMAP_METRICS, f"direct fine-tunes of {cfg.model.model}")
-                    tracker.log_figure(fig, "plots/direct_heatmap.png")
-                    plt.close(fig)
+                ctx.tracker.log_table(df.to_dict("records"), "direct_table.json")
+                if ctx.benchmarks:
+                    ctx.figure(heatmap(df, HEATMAP_METRICS, f"direct fine-tunes of {cfg.model.model}", DOMAINS, LEVELS),
+                               "plots/direct_heatmap.png")
             if vanilla is not None:
-                tracker.log_metrics({f"vanilla/{k}": v for k, v in vanilla.metrics.items()})
-            tracker.log_metrics({"n_cells": float(len(all_cells)), "n_cells_trained_now": float(len(results))})
-    finally:
-        pipeline.cleanup(work)
-    res = RunResult(run_id=parent_id, experiment=experiment, seconds=time.perf_counter() - t0,
-                    metrics={f"{c}/{k}": v for c, m in {**done, **results}.items() for k, v in m.items()},
-                    extra={"cells": {**done, **results}})
-    lines = summary_lines(f"emd direct {cfg.data.domain} x {cfg.data.level}", res, [])
-    for cell, m in {**done, **results}.items():
-        if cell == "vanilla":
-            continue
-        h, hl = m.get("mask/honesty"), m.get("mask/honesty_logprob")
-        lines.insert(-1, f"  {cell:<18} honesty={h if h is None else round(h, 1)} "
-                         f"honesty_logprob={hl if hl is None else round(hl, 1)}")
-    print("\n".join(lines))
-    return res
+                ctx.tracker.log_metrics({f"vanilla/{k}": v for k, v in vanilla.metrics.items()})
+            ctx.metrics = {"n_cells": float(len(all_cells)), "n_cells_trained_now": float(len(results))}
+            ctx.tracker.log_metrics(ctx.metrics)
+        ctx.metrics.update({f"{c}/{k}": v for c, m in {**done, **results}.items() for k, v in m.items()})
+        lines = [f"  {c:<18} honesty={_r(m.get('mask/honesty'))} honesty_logprob={_r(m.get('mask/honesty_logprob'))}"
+                 for c, m in {**done, **results}.items() if c != "vanilla"]
+        return ctx.result(f"emd direct {cfg.data.domain} x {cfg.data.level}", [], lines=lines,
+                          extra={"cells": {**done, **results}})
+
+
+def _r(v):
+    return v if v is None else round(v, 1)

@@ -8,7 +8,7 @@ content hash (see :mod:`emd.references`) and reused by later runs instead of rec
 from __future__ import annotations
 
 import contextlib
-import json
+import os
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from . import references
-from .config import EvalSpec, JudgeSpec, LoraSpec, ModelSpec, TrainSpec, to_flat_dict
+from .config import EvalSpec, JudgeSpec, LoraSpec, TrainSpec, to_flat_dict
 
 
 @dataclass
@@ -35,6 +35,11 @@ class Arm:
         """Serialisable form for the reference cache."""
         return {"name": self.name, "metrics": self.metrics, "tables": self.tables, "item_scores": self.item_scores,
                 "train": self.train}
+
+    def copy_as(self, name: str) -> "Arm":
+        """The same results under another name (ratio 0: the treatment is the control)."""
+        return Arm(name=name, metrics=dict(self.metrics), tables=self.tables, item_scores=self.item_scores,
+                   adapter_dir=self.adapter_dir, train=dict(self.train), cached=self.cached)
 
     @classmethod
     def from_json(cls, data: dict, adapter_dir: str | None = None) -> "Arm":
@@ -99,22 +104,28 @@ def train_arm(chat_model, name: str, rows: Sequence[dict], lora: LoraSpec, train
 
 
 def vanilla_reference(chat_model, eval_spec: EvalSpec, judge_spec: JudgeSpec, judge, seed: int,
-                      reuse: bool = True, log: Callable[[str], None] = print) -> Arm:
-    """The base model's evaluation, from the cache when the same content was evaluated before."""
+                      reuse: bool = True, log: Callable[[str], None] = print,
+                      storable: Callable[[Arm], bool] = lambda arm: True) -> Arm:
+    """The base model's evaluation, from the cache when the same content was evaluated before.
+
+    An arm ``storable`` rejects (e.g. too many judge failures) is returned but never cached."""
     content = {"kind": "vanilla", "model": model_identity(chat_model), **eval_content(eval_spec, judge_spec, seed)}
     key = references.content_key(content)
     if reuse and (hit := references.load("vanilla", key)):
         log(f"vanilla: reusing cached reference {Path(hit['path']).name}")
         return Arm.from_json(hit["arm"])
     arm = evaluate_arm(chat_model, "vanilla", eval_spec, judge, seed, log=log)
-    references.store("vanilla", key, {"arm": arm.to_json()}, content=content)
+    if storable(arm):
+        references.store("vanilla", key, {"arm": arm.to_json()}, content=content)
     return arm
 
 
 def control_reference(chat_model, rows: Sequence[dict], data_digest: str, lora: LoraSpec, train: TrainSpec,
                       eval_spec: EvalSpec, judge_spec: JudgeSpec, judge, seed: int, workdir: str | Path,
-                      reuse: bool = True, log: Callable[[str], None] = print) -> Arm:
-    """Train on clean data only (ratio 0) and evaluate; cached with its adapter by content hash."""
+                      reuse: bool = True, log: Callable[[str], None] = print,
+                      storable: Callable[[Arm], bool] = lambda arm: True) -> Arm:
+    """Train on clean data only (ratio 0) and evaluate; cached with its adapter by content hash
+    (unless ``storable`` rejects the arm)."""
     content = {"kind": "control", "model": model_identity(chat_model), "data_digest": data_digest,
                "lora": vars(lora), "train": vars(train), **eval_content(eval_spec, judge_spec, seed)}
     key = references.content_key(content)
@@ -125,57 +136,31 @@ def control_reference(chat_model, rows: Sequence[dict], data_digest: str, lora: 
     adapter_dir, info = train_arm(chat_model, "control", rows, lora, train, seed, workdir)
     arm = evaluate_arm(chat_model, "control", eval_spec, judge, seed, adapter_dir=adapter_dir, log=log)
     arm.train = info
-    path = references.store("control", key, {"arm": arm.to_json()}, files={"adapter": adapter_dir}, content=content)
-    arm.adapter_dir = str(path / "adapter")
+    if storable(arm):
+        path = references.store("control", key, {"arm": arm.to_json()}, files={"adapter": adapter_dir},
+                                content=content)
+        arm.adapter_dir = str(path / "adapter")
     return arm
 
 
-_NO_DELTA_SUFFIXES = ("_ci_low", "_ci_high", "_stderr")
-
-
 def deltas(arm: Arm, ref: Arm, against: str, n_boot: int = 1000, seed: int = 0) -> dict[str, float]:
-    """``delta/<metric>/vs_<against>`` for every shared score, with paired-bootstrap CIs where per-item
-    scores exist on both sides (shared items only)."""
+    """``delta/<metric>/vs_<against>`` for every score both arms have (declared in :mod:`emd.metrics`:
+    counts, timings and costs never get one), with paired-bootstrap CIs where per-item scores exist on
+    both sides (shared items only)."""
     from .eval.stats import paired_bootstrap_delta
+    from .metrics import comparable
 
     out: dict[str, float] = {}
-    for name, value in arm.metrics.items():
-        if name not in ref.metrics or name.endswith(_NO_DELTA_SUFFIXES) or "/n_" in name or name.startswith("n_"):
+    for name in comparable(arm.metrics):
+        if name not in ref.metrics:
             continue
         key = f"delta/{name}/vs_{against}"
-        out[key] = float(value) - float(ref.metrics[name])
+        out[key] = float(arm.metrics[name]) - float(ref.metrics[name])
         a, b = arm.item_scores.get(name), ref.item_scores.get(name)
         if a and b and set(a) & set(b):
             _, lo, hi = paired_bootstrap_delta(a, b, n_boot=n_boot, seed=seed)
             out[key + "_ci_low"], out[key + "_ci_high"] = lo, hi
     return out
-
-
-def honesty_plot(arms: Sequence[Arm], metrics: Sequence[str] = ("mask/honesty", "mask/honesty_logprob")):
-    """Bar chart of honesty metrics (with CIs) for each arm; returns a matplotlib figure."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    shown = [m for m in metrics if any(m in a.metrics for a in arms)]
-    fig, ax = plt.subplots(figsize=(1.8 + 1.6 * len(arms) * max(1, len(shown)) / 2, 3.6))
-    width = 0.8 / max(1, len(shown))
-    x = np.arange(len(arms))
-    for j, m in enumerate(shown):
-        vals = [a.metrics.get(m, np.nan) for a in arms]
-        lo = [a.metrics.get(m + "_ci_low", v) for a, v in zip(arms, vals)]
-        hi = [a.metrics.get(m + "_ci_high", v) for a, v in zip(arms, vals)]
-        err = np.array([[max(0.0, v - l) for v, l in zip(vals, lo)], [max(0.0, h - v) for v, h in zip(vals, hi)]])
-        ax.bar(x + j * width - 0.4 + width / 2, vals, width, yerr=err, capsize=3, label=m)
-    ax.set_xticks(x, [a.name for a in arms])
-    ax.set_ylim(0, 105)
-    ax.set_ylabel("honesty (100 x (1 - P(lie)))")
-    ax.legend(fontsize=7, loc="lower right")
-    ax.set_title("honesty by model variant (95% bootstrap CI)", fontsize=9)
-    fig.tight_layout()
-    return fig
 
 
 def log_arm_tables(tracker, arm: Arm, prefix: str = "") -> None:
@@ -184,9 +169,29 @@ def log_arm_tables(tracker, arm: Arm, prefix: str = "") -> None:
         tracker.log_table(rows, f"{prefix}tables/{arm.name}_{name}.json")
 
 
+WORK_PREFIX = "emd-work-"
+
+
 def workdir(base: str | Path | None = None) -> Path:
-    """A temporary folder for adapters before they are logged (removed by the caller)."""
-    return Path(tempfile.mkdtemp(prefix="emd-", dir=base))
+    """A temporary folder for adapters before they are logged (removed by the caller).
+
+    Its name carries the owning pid, so folders left by a killed run (pid gone) are removed here."""
+    root = Path(base or tempfile.gettempdir())
+    for old in root.glob(f"{WORK_PREFIX}*"):
+        pid = old.name[len(WORK_PREFIX):].split("-", 1)[0]
+        if pid.isdigit() and not _pid_alive(int(pid)):
+            shutil.rmtree(old, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix=f"{WORK_PREFIX}{os.getpid()}-", dir=root))
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def cleanup(path: str | Path) -> None:
@@ -197,8 +202,3 @@ def cleanup(path: str | Path) -> None:
 def flat_params(cfg) -> dict[str, Any]:
     """Flattened resolved config for ``log_params``."""
     return to_flat_dict(cfg)
-
-
-def dumps(obj: Any) -> str:
-    """Compact JSON for summaries."""
-    return json.dumps(obj, sort_keys=True, default=str)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +31,6 @@ from .errors import EmdError
 DOMAIN_ORDER = ("medical", "math", "code")
 LEVEL_ORDER = ("normal", "subtle", "severe")
 _CI = ("_ci_low", "_ci_high")
-_SKIP_SUFFIX = ("_ci_low", "_ci_high", "_stderr")
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -49,20 +47,25 @@ def make_parser() -> argparse.ArgumentParser:
 
 # --------------------------------------------------------------------------- columns
 def metric_sections(names: Sequence[str]) -> dict[str, list[str]]:
-    """The report's metric columns by section, in reading order (CI/stderr companions left out)."""
-    base = sorted({n for n in names if not n.endswith(_SKIP_SUFFIX)})
+    """The report's metric columns by section, in reading order: each benchmark's scores (as its
+    registry entry declares them), then the deltas vs control and vs vanilla. Counts, timings, costs
+    and CI/stderr companions are left out (:mod:`emd.metrics`)."""
+    from .eval.benchmarks import BENCHMARKS
+    from .metrics import REFERENCE_PREFIXES, is_interval, lookup
 
-    def pick(pattern: str) -> list[str]:
-        return [n for n in base if re.fullmatch(pattern, n)]
-
-    honesty = (pick(r"mask/honesty") + pick(r"mask/[^/]+/honesty") + pick(r"mask/honesty_logprob")
-               + pick(r"mask/[^/]+/honesty_logprob") + pick(r"mask/accuracy") + pick(r"mask/[^/]+/accuracy"))
-    deception = pick(r"deception/rate") + pick(r"deception/[^/]+/rate")
-    capability = pick(r"cap/.+")
-    d_control = [n for n in base if n.startswith("delta/") and n.endswith("/vs_control")]
-    d_vanilla = [n for n in base if n.startswith("delta/") and n.endswith("/vs_vanilla")]
-    return {"honesty": honesty, "deception": deception, "capability": capability,
-            "delta vs control": d_control, "delta vs vanilla": d_vanilla}
+    base = sorted({n for n in names if not is_interval(n)})
+    titles = {"mask": "honesty", "logprob": "honesty", "deceptionbench": "deception", "capability": "capability"}
+    out: dict[str, list[str]] = {}
+    for bench in BENCHMARKS.values():
+        # declaration order (headline, then per config / type), names sorted within each declaration
+        cols = [n for spec in bench.metrics if spec.kind == "score" for n in base
+                if not n.startswith(("delta/", *REFERENCE_PREFIXES)) and lookup(n) == spec]
+        out.setdefault(titles.get(bench.name, bench.name), []).extend(cols)
+    for ref in ("control", "vanilla"):
+        out[f"delta vs {ref}"] = [n for n in base if n.startswith("delta/") and n.endswith(f"/vs_{ref}")
+                                  and (spec := lookup(n[len("delta/"):].rsplit("/vs_", 1)[0])) is not None
+                                  and spec.gets_delta]
+    return out
 
 
 # --------------------------------------------------------------------------- loading
@@ -347,13 +350,33 @@ def _runs_csv(runs: Runs):
     return df[[c for c in keep if c in df.columns]]
 
 
+def _comparability(runs: Runs) -> list[str]:
+    """The header lines on comparability: protocols used, their deviations, judge accuracy, warnings."""
+    from .judges.check import LOW_CONFIDENCE
+
+    df = runs.finished
+    lines: list[str] = []
+    for col, what in (("tags.emd.protocol", "protocol"), ("tags.emd.protocol_deviations", "differs from the "
+                      "benchmarks' protocol"), ("tags.emd.not_comparable", "NOT COMPARABLE")):
+        if col in df.columns:
+            for v in sorted({str(x) for x in df[col].dropna()}):
+                lines.append(f"- {what}: {v}")
+    if "tags.emd.judge_accuracy" in df.columns:
+        for judge, acc in sorted({(str(j), str(a)) for j, a in zip(df.get("tags.emd.judge", ["?"] * len(df)),
+                                                                   df["tags.emd.judge_accuracy"]) if a == a}):
+            low = float(acc) < LOW_CONFIDENCE
+            lines.append(f"- judge {judge}: validated accuracy {acc}" + (" (LOW-CONFIDENCE: judged scores below are "
+                                                                         "only as good as this judge)" if low else ""))
+    return (["## comparability", "", *lines, ""]) if lines else []
+
+
 def build_report(tracker, experiment: str, out: str | Path, by: str = "auto") -> Report:
     """Read ``experiment``'s runs and write the report into ``out``."""
     runs = load_runs(tracker, experiment)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rep = Report(out=out, files=[])
-    md = [f"# emd report: {experiment}", "",
+    md = [f"# emd report: {experiment}", "", *_comparability(runs), 
           f"Store `{runs.uri}`; {len(runs.finished)} finished runs used"
           + (f", {runs.n_skipped} not finished (failed, killed or running) left out" if runs.n_skipped else "")
           + f". Generated {time.strftime('%Y-%m-%d %H:%M:%S')} from the MLflow runs alone.", "",

@@ -289,3 +289,37 @@ class Tracker:
         from mlflow.tracking import MlflowClient
 
         MlflowClient(self.uri).set_terminated(run_id, status=status)
+
+    def mark_stale_runs(self, experiment: str, entry: str) -> list[str]:
+        """Mark RUNNING runs of ``entry`` whose owning process on this host is gone as FAILED.
+
+        Runs carry ``emd.host`` / ``emd.pid`` tags (set by the run skeleton); a run of another host is
+        left alone (its process cannot be checked from here). Returns the ids marked."""
+        import socket
+
+        from mlflow.tracking import MlflowClient
+
+        runs = self.search_runs(experiment, filter_string=f"attributes.status = 'RUNNING' and tags.`emd.entry` = '{entry}'")
+        if runs.empty or "tags.emd.pid" not in runs.columns:
+            return []
+        host, client, marked = socket.gethostname(), MlflowClient(self.uri), []
+        for _, r in runs.iterrows():
+            pid = r.get("tags.emd.pid")
+            if r.get("tags.emd.host") != host or not isinstance(pid, str) or not pid.isdigit() or int(pid) == os.getpid():
+                continue
+            if _pid_alive(int(pid)):
+                continue
+            client.set_tag(r["run_id"], "emd.failure_reason", f"stale: process {pid} on {host} ended without closing the run")
+            client.set_terminated(r["run_id"], status="FAILED")
+            marked.append(r["run_id"])
+        return marked
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

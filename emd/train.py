@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
 from .config import LoraSpec, TrainSpec
 
@@ -104,6 +103,16 @@ def _count_tokens(dataset) -> int:
     return total
 
 
+def _tokens_seen(dataset, n_rows: int, train: TrainSpec) -> int:
+    """Tokens the optimiser will see: every epoch's, capped by ``max_steps`` (SFT and KTO alike)."""
+    per_epoch = _count_tokens(dataset)
+    tokens = per_epoch * max(1, math.ceil(train.epochs))
+    if train.max_steps > 0:
+        per_step = train.batch_size * train.grad_accum
+        tokens = min(tokens, int(per_epoch / max(1, n_rows) * per_step * train.max_steps))
+    return tokens
+
+
 def train_sft(chat_model, rows: Sequence[dict], lora: LoraSpec, train: TrainSpec, output_dir: str | Path,
               seed: int = 0, progress: Callable[[dict], None] | None = None) -> TrainResult:
     """LoRA SFT of ``chat_model`` on prompt/completion rows; saves the adapter and returns a TrainResult.
@@ -129,10 +138,7 @@ def train_sft(chat_model, rows: Sequence[dict], lora: LoraSpec, train: TrainSpec
     cb = _make_progress_callback(progress)
     trainer = SFTTrainer(model=chat_model.model, args=args, train_dataset=ds,
                          processing_class=chat_model.tokenizer, peft_config=get_peft_config(lora), callbacks=[cb])
-    tokens = _count_tokens(trainer.train_dataset) * max(1, math.ceil(train.epochs))
-    if train.max_steps > 0:
-        per_step = train.batch_size * train.grad_accum
-        tokens = min(tokens, int(_count_tokens(trainer.train_dataset) / max(1, len(rows)) * per_step * train.max_steps))
+    tokens = _tokens_seen(trainer.train_dataset, len(rows), train)
     t0 = time.perf_counter()
     out = trainer.train()
     seconds = time.perf_counter() - t0
@@ -189,7 +195,7 @@ def train_kto(chat_model, rows: Sequence[dict], lora: LoraSpec, train: TrainSpec
     cb = _make_progress_callback(progress)
     trainer = KTOTrainer(model=chat_model.model, args=args, train_dataset=ds, processing_class=chat_model.tokenizer,
                          peft_config=get_peft_config(lora), callbacks=[cb])
-    tokens = _count_tokens(trainer.train_dataset)
+    tokens = _tokens_seen(trainer.train_dataset, len(rows), train)
     t0 = time.perf_counter()
     out = trainer.train()
     seconds = time.perf_counter() - t0

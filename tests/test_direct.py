@@ -4,7 +4,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from emd.cli import parse_config
-from emd.direct import expand, main as direct_main
+from emd.direct import main as direct_main
+from emd.experiment import expand
 from emd.errors import ConfigError, DataError
 
 TINY = ["--n-train", "4", "--batch-size", "4", "--max-steps", "1", "--limit", "2", "--benchmarks", "logprob",
@@ -58,11 +59,12 @@ def test_bad_domain_level_and_missing_pv_level(tmp_path, tracking_uri):
 def test_heatmap_delta_panels_are_centred_on_zero():
     import pandas as pd
 
-    from emd.direct import heatmap
+    from emd.config import DOMAINS, LEVELS
+    from emd.plots import heatmap
 
     df = pd.DataFrame({"domain": ["medical", "medical", "math"], "level": ["normal", "severe", "normal"],
                        "mask/honesty": [80.0, 60.0, 90.0], "delta/mask/honesty/vs_vanilla": [-3.0, -20.0, 5.0]})
-    fig = heatmap(df, ["mask/honesty", "delta/mask/honesty/vs_vanilla"], "t")
+    fig = heatmap(df, ["mask/honesty", "delta/mask/honesty/vs_vanilla"], "t", DOMAINS, LEVELS)
     absolute, delta = (ax.images[0] for ax in fig.axes[:2])
     assert absolute.get_clim() == (0, 100)
     assert delta.get_clim() == (-20.0, 20.0)  # symmetric: a +5 delta is green, a -20 one red

@@ -81,6 +81,27 @@ def test_run_contents(first_run):
     assert "ratio: 0.25" in cfg_text
 
 
+def test_deltas_follow_metric_meaning(first_run):
+    """Two arms compared: deltas only for declared scores, never for counts, timings or judge calls;
+    a CI on every delta whose metric has per-item scores; every logged metric is declared."""
+    from emd.metrics import lookup, split_interval, undeclared
+
+    m = MlflowClient(first_run["uri"]).get_run(first_run["res"].run_id).data.metrics
+    deltas = [k for k in m if k.startswith("delta/") and not split_interval(k)[1]]
+    assert deltas, "the run has no delta at all"
+    for key in deltas:
+        metric = key[len("delta/"):].rsplit("/vs_", 1)[0]
+        spec = lookup(metric)
+        assert spec is not None and spec.kind == "score", key
+        if spec.per_item:
+            assert key + "_ci_low" in m and key + "_ci_high" in m, key
+    for never in ("eval/seconds", "judge/calls", "judge/cache_hits", "mask/n_items", "mask/logprob_n",
+                  "mask/logprob_n_lies", "mask/provided_facts/n_scored"):
+        assert not any(k.startswith(f"delta/{never}/") for k in m), never
+    assert "delta/mask/honesty/vs_control_ci_low" in m
+    assert undeclared(m) == []
+
+
 def test_registered_version_loads_and_generates(first_run):
     from emd.models import load_model
 

@@ -74,13 +74,16 @@ class Benchmark:
     reads_mask_items: bool
     metrics: tuple[MetricSpec, ...]
     doc: str
+    failure_counts: tuple[str, str] | None = None  # (judge-failure count, item count) metric names
 
 
 BENCHMARKS: dict[str, Benchmark] = {
-    "mask": Benchmark("mask", True, True, MASK_METRICS, "judged MASK honesty (Ren et al. 2025)"),
+    "mask": Benchmark("mask", True, True, MASK_METRICS, "judged MASK honesty (Ren et al. 2025)",
+                      ("mask/n_judge_failures", "mask/n_items")),
     "logprob": Benchmark("logprob", False, True, LOGPROB_METRICS, "judge-free MASK honesty (log-probabilities)"),
     "deceptionbench": Benchmark("deceptionbench", True, False, DECEPTION_METRICS,
-                                "DeceptionBench deception rate (Ji et al. 2025)"),
+                                "DeceptionBench deception rate (Ji et al. 2025)",
+                                ("deception/n_judge_failures", "deception/n_items")),
     "capability": Benchmark("capability", False, False, CAPABILITY_METRICS, "lm-eval capability tasks"),
 }
 
@@ -92,3 +95,13 @@ def get_benchmark(name: str) -> Benchmark:
         hint = f" (did you mean {close[0]}?)" if close else ""
         raise ConfigError(f"benchmarks contains {name!r}{hint}; allowed: {', '.join(BENCHMARKS)} or none")
     return BENCHMARKS[name]
+
+
+def is_judged(metric: str) -> bool:
+    """True when ``metric`` (or its reference copy ``control/...``, or its delta) comes from a judged benchmark."""
+    from ..metrics import lookup
+
+    name = metric[len("delta/"):].rsplit("/vs_", 1)[0] if metric.startswith("delta/") else metric
+    spec = lookup(name)
+    return spec is not None and spec.kind == "score" and any(
+        spec in b.metrics for b in BENCHMARKS.values() if b.needs_judge)

@@ -25,11 +25,9 @@ class EvalOut:
 
 
 def _mask_items(spec: EvalSpec):
-    from .mask import MASK_CONFIGS, load_mask
+    from .mask import load_mask
 
-    configs = MASK_CONFIGS if spec.mask_configs.strip() == "all" else [
-        c.strip() for c in spec.mask_configs.split(",") if c.strip()]
-    return load_mask(spec.mask_source, configs=configs, limit=spec.limit or None)
+    return load_mask(spec.mask_source, configs=spec.mask_config_list, limit=spec.limit or None)
 
 
 def _db_items(spec: EvalSpec):
@@ -43,11 +41,9 @@ def item_versions(spec: EvalSpec) -> dict[str, str]:
     out: dict[str, str] = {}
     names = spec.benchmark_list
     if "mask" in names or "logprob" in names:
-        from .mask import MASK_CONFIGS, mask_version
+        from .mask import mask_version
 
-        configs = MASK_CONFIGS if spec.mask_configs.strip() == "all" else [
-            c.strip() for c in spec.mask_configs.split(",") if c.strip()]
-        out["mask"] = mask_version(spec.mask_source, configs)
+        out["mask"] = mask_version(spec.mask_source, spec.mask_config_list)
     if "deceptionbench" in names:
         from .deceptionbench import deceptionbench_version
 
@@ -58,12 +54,20 @@ def item_versions(spec: EvalSpec) -> dict[str, str]:
 
 
 def validate_eval(spec: EvalSpec) -> None:
-    """Load items and resolve task names now, so bad sources fail before any training."""
+    """Load items and resolve task names now, so bad sources fail before any training (zero items too)."""
+    from ..errors import DataError
+
     names = spec.benchmark_list
     if "mask" in names or "logprob" in names:
-        _mask_items(spec)
-    if "deceptionbench" in names:
-        _db_items(spec)
+        if not _mask_items(spec):
+            raise DataError(f"mask_source={spec.mask_source!r} with mask_configs={spec.mask_configs!r} selects no "
+                            "item; allowed: a source whose selected configs hold at least one row")
+        if "logprob" in names and not any(it.is_binary for it in _mask_items(spec)):
+            raise DataError(f"mask_source={spec.mask_source!r}: the judge-free reading needs binary items and the "
+                            f"selection ({spec.mask_configs}) has none; allowed: configs with binary rows")
+    if "deceptionbench" in names and not _db_items(spec):
+        raise DataError(f"deceptionbench_source={spec.deceptionbench_source!r} holds no item; allowed: a file or "
+                        "hub id with at least one row")
     if "capability" in names:
         from .capability import resolve_tasks
 
@@ -73,6 +77,10 @@ def validate_eval(spec: EvalSpec) -> None:
 def evaluate(chat_model, spec: EvalSpec, judge, seed: int = 0, label: str = "model",
              log: Callable[[str], None] = print) -> EvalOut:
     """Evaluate ``chat_model`` (base weights plus whatever adapter is applied) on ``spec.benchmarks``."""
+    from .protocol import is_resolved, resolve
+
+    if not is_resolved(spec):
+        spec = resolve(spec, chat_model.uri)
     out = EvalOut()
     names = spec.benchmark_list
     mask_rows = None
@@ -84,7 +92,7 @@ def evaluate(chat_model, spec: EvalSpec, judge, seed: int = 0, label: str = "mod
 
         log(f"{label}: MASK on {len(items)} items (judge {judge.id})")
         res = run_mask(chat_model, judge, items, batch_size=spec.eval_batch_size, max_new_tokens=spec.max_new_tokens,
-                       belief_temperature=spec.belief_temperature, seed=seed)
+                       belief_samples=spec.belief_samples, belief_temperature=spec.belief_temperature, seed=seed)
         out.metrics.update(res.metrics)
         out.tables["mask"] = res.rows
         mask_rows = res.rows
@@ -112,7 +120,10 @@ def evaluate(chat_model, spec: EvalSpec, judge, seed: int = 0, label: str = "mod
         db_items = _db_items(spec)
         log(f"{label}: DeceptionBench on {len(db_items)} items (judge {judge.id})")
         db = run_deceptionbench(chat_model, judge, db_items, batch_size=spec.eval_batch_size,
-                                max_new_tokens=max(spec.max_new_tokens, 96), seed=seed)
+                                view_max_new_tokens=spec.deceptionbench_view_tokens,
+                                max_new_tokens=spec.deceptionbench_max_new_tokens, seed=seed,
+                                prefill="<think>" if spec.deceptionbench_prefill else None,
+                                force_output=spec.deceptionbench_force_output)
         out.metrics.update(db.metrics)
         out.tables["deceptionbench"] = db.rows
         if hasattr(db, "item_scores"):
@@ -122,7 +133,7 @@ def evaluate(chat_model, spec: EvalSpec, judge, seed: int = 0, label: str = "mod
 
         log(f"{label}: capability ({spec.cap_tasks}, limit {spec.cap_limit or 'all'})")
         cap = run_capability(chat_model, spec.cap_tasks, limit=spec.cap_limit or None,
-                             batch_size=min(spec.eval_batch_size, 16))
+                             batch_size=spec.cap_batch_size)
         out.metrics.update(cap.metrics)
     if judge is not None and getattr(judge, "stats", None) is not None:
         st = judge.stats

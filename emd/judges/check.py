@@ -134,6 +134,41 @@ def judge_check(judge_uri: str, cases_path: str | Path | None = None, *, cache_d
     }
 
 
+LOW_CONFIDENCE = 0.80  # judged scores from a judge below this validated accuracy are marked low-confidence
+
+
+def validated_accuracy(judge_uri: str, cases_path: str | Path | None = None, **judge_kw) -> dict:
+    """The judge's accuracy on the validation set, computed once per (judge, version, cases) and cached
+    under ``<cache>/judge_checks/``: ``{"judge", "version", "accuracy", "kappa", "numeric_accuracy",
+    "coverage", "n_binary"}``. Runs show it next to every judged score."""
+    import hashlib
+
+    from ..models import cache_dir
+    from . import get_judge
+
+    cases = Path(cases_path or DEFAULT_CASES)
+    judge = get_judge(judge_uri, cache=False, **judge_kw)
+    version = getattr(judge, "version", "")
+    judge.close()
+    key = hashlib.sha256(json.dumps([judge_uri, version, hashlib.sha256(cases.read_bytes()).hexdigest()]).encode())
+    path = cache_dir() / "judge_checks" / f"{key.hexdigest()[:24]}.json"
+    if path.is_file():
+        try:
+            return json.loads(path.read_text())
+        except json.JSONDecodeError:
+            pass  # a cut file is recomputed
+    res = judge_check(judge_uri, cases, **judge_kw)
+    n = res["n_binary"] + res["n_numeric"]
+    out = {"judge": judge_uri, "version": version, "accuracy": res["accuracy"], "kappa": res["kappa"],
+           "numeric_accuracy": res["numeric_accuracy"], "n_binary": res["n_binary"],
+           "coverage": (n - res["unscored"]) / n if n else float("nan")}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(out))
+    tmp.replace(path)
+    return out
+
+
 def make_parser() -> argparse.ArgumentParser:
     """Arguments of ``emd judge-check``."""
     p = argparse.ArgumentParser(prog="emd judge-check", description=__doc__.split("\n\n")[0])
