@@ -99,3 +99,25 @@ def test_killed_run_is_marked_failed_by_the_next_run(tmp_path, tracking_uri, iso
     assert f"process {proc.pid}" in old.data.tags["emd.failure_reason"]
     statuses = sorted(r.info.status for r in _runs(tracking_uri, "emd-evaluate"))
     assert statuses == ["FAILED", "FINISHED"]
+
+
+@pytest.mark.slow
+def test_total_judge_outage_fails_the_run_but_keeps_its_metrics(server, tracking_uri, isolated_cache, capsys):
+    """Every judge call fails (HTTP 500 after retries): exit 3, the run FAILED and tagged, the judge
+    failures counted in its metrics, nothing cached as a reference."""
+    from mlflow.tracking import MlflowClient
+
+    from emd.cli import main
+
+    server.control(default_fault="500")
+    rc = main(["evaluate", "--judge", "openai:test-judge", "--judge-retries", "0", "--benchmarks", "mask",
+               "--limit", "1", "--mask-configs", "provided_facts", "--max-new-tokens", "8", "--judge-validation",
+               "false"])
+    assert rc == 3
+    err = capsys.readouterr().err
+    assert "judge verdicts failed" in err and "max_judge_failure_rate" in err
+    (run,) = _runs(tracking_uri, "emd-evaluate")
+    assert run.info.status == "FAILED"
+    assert "judge verdicts failed" in run.data.tags["emd.judge_failures"]
+    assert run.data.metrics["mask/n_judge_failures"] >= 1
+    assert MlflowClient(tracking_uri).list_artifacts(run.info.run_id, "tables")
