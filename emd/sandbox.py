@@ -1,28 +1,33 @@
-"""Run model-written Python code against tests in a separate, restricted process.
+"""Run model-written Python code against tests in a separate, isolated process.
 
-This is a **best-effort sandbox, not a security boundary**. It exists so that the code a small model
-writes by accident (an endless loop, a stray ``open("/etc/x", "w")``, an HTTP call copied from its
-training data) cannot hang an evaluation, touch files outside a scratch folder or reach the network.
-Code written *to* escape (ctypes tricks, frame walking to reach the guard's state, kernel bugs)
-can get out: run untrusted, adversarial code only inside a container or VM with no credentials.
+Two layers, the first one the boundary:
 
-What the child process gets:
+1. **The operating system** (:mod:`emd.sandbox_bwrap`): the child runs under bubblewrap in new
+   PID, network, IPC, UTS, cgroup and mount namespaces (and a user namespace, or as uid
+   ``nobody`` when the parent is root). It sees read-only ``/usr`` and the Python standard
+   library, its own ``/proc`` (not the parent's processes or their environments), a minimal
+   ``/dev`` and one writable place, the tmpfs ``/box`` capped at 32 MiB in total; no home folder,
+   no ``/work``, no host ``/tmp``; an empty environment. A seccomp filter refuses new processes
+   (threads are fine), namespace, mount and ``ptrace`` calls. Resource limits: CPU seconds, address
+   space, file size, open files, threads, no core dumps. At the time limit bwrap is killed, and
+   as PID 1 of the namespace it takes every process inside (``setsid`` ones too) with it.
+2. **An audit hook** (PEP 578) inside the child, installed before the code runs, that ends the
+   process with :data:`BLOCKED_EXIT` when the code opens a file for writing (or removes, renames,
+   chmods, copies onto ...) a path outside its folder, starts a process, touches a socket, loads
+   native code through ``ctypes`` or changes resource limits. Ending the process rather than
+   raising means a bare ``except:`` cannot swallow the refusal and still pass the tests. It turns
+   the common accidents into a clear ``blocked`` status; it is *not* a security boundary (code can
+   switch it off through the garbage collector), the first layer is.
 
-- ``python -I -B`` (isolated mode: no user site-packages, no ``PYTHON*`` variables, no cwd on
-  ``sys.path``) started in a fresh temporary directory, its own session and process group (a
-  timeout kills the whole group), a minimal environment whose ``HOME`` and ``TMPDIR`` are that
-  directory, and stdin/stdout/stderr that are not the parent's.
-- ``resource`` limits: CPU seconds, address space, file size, open files, processes, no core dumps.
-- An audit hook (PEP 578) installed before the code runs that ends the process with
-  :data:`BLOCKED_EXIT` when the code opens a file for writing (or removes, renames, chmods,
-  copies onto ...) a path outside its directory, starts a process (``subprocess``, ``os.system``,
-  ``os.exec*``, ``os.fork`` ...), touches a socket, loads native code through ``ctypes`` or changes
-  resource limits. Ending the process rather than raising means a bare ``except:`` in the model's
-  code cannot swallow the refusal and still pass the tests.
-- ``socket.socket`` and ``socket.create_connection`` replaced by functions that do the same.
+Where bubblewrap is missing or cannot create namespaces (checked once per process:
+:func:`sandbox_unavailable_reason`), :func:`run_python` raises
+:class:`~emd.errors.SandboxUnavailableError` unless ``unsafe_code_eval=True`` (``--unsafe-code-eval``),
+which runs the child with the second layer only (a plain process in a temporary folder, same
+rlimits; threads and processes refused). ``make install`` installs bubblewrap when run as root.
 
 The verdict needs both exit status 0 and a per-run random token printed after the tests, so code
 that calls ``sys.exit(0)`` or ``os._exit(0)`` before the tests run is scored ``failed``.
+Tests of what gets through: ``tests/test_sandbox_escape.py``.
 """
 
 from __future__ import annotations
@@ -324,8 +329,8 @@ def unavailable_error(reason: str) -> SandboxUnavailableError:
     """The error raised when model code is to run without the OS sandbox and without consent."""
     return SandboxUnavailableError(
         f"model-written code cannot be isolated: {reason}. Install bubblewrap (Debian/Ubuntu: "
-        "`apt-get install bubblewrap`; `make install` does it as root), or pass --unsafe-code-eval "
-        "(config key unsafe_code_eval: true) to run it with only the in-process guard, which is not "
+        "`apt-get install bubblewrap`; `make install` does it as root), or pass --unsafe-code-eval true "
+        "(config key unsafe_code_eval) to run it with only the in-process guard, which is not "
         "a security boundary"
     )
 
