@@ -238,23 +238,23 @@ def _kill_group(pid: int) -> None:
         pass
 
 
-def _run_child(payload: dict, timeout: float, isolated: bool) -> tuple[int, str, str, bool]:
-    """Start the child program (under bwrap when ``isolated``); (exit status, stdout, stderr, timed out).
+def _run_child(payload: dict, timeout: float, mode: str | None) -> tuple[int, str, str, bool]:
+    """Start the child program (under bwrap in ``mode``, else hook only); (exit status, stdout, stderr, timed out).
 
     The exit status is normalised: a child killed by signal N gives -N on both paths.
     """
     with tempfile.TemporaryDirectory(prefix="emd-sandbox-", ignore_cleanup_errors=True) as tmp:
         out_path, err_path = Path(tmp) / "stdout", Path(tmp) / "stderr"
         seccomp_fd = -1
+        isolated = mode is not None
         if isolated:
-            as_root = os.geteuid() == 0
             # threads count as processes: allow a few (seccomp already refuses new processes)
             limits = dict(payload["limits"], nproc=_THREAD_LIMIT)
-            payload = dict(payload, limits=limits, drop_to=sandbox_bwrap.NOBODY if as_root else None)
+            payload = dict(payload, limits=limits, drop_to=sandbox_bwrap.NOBODY if mode == "drop" else None)
             seccomp_fd = os.memfd_create("emd-sandbox-seccomp", 0)  # bwrap reads the filter from it
             os.write(seccomp_fd, sandbox_bwrap.seccomp_program() or b"")
             os.lseek(seccomp_fd, 0, os.SEEK_SET)
-            cmd = sandbox_bwrap.bwrap_command(_bwrap_path(), _DISK_LIMIT, seccomp_fd, as_root)
+            cmd = sandbox_bwrap.bwrap_command(_bwrap_path(), _DISK_LIMIT, seccomp_fd, mode)
             cmd += ["-I", "-S", "-B", "-c", _CHILD]
             cwd, env = tmp, {}
         else:
@@ -297,27 +297,35 @@ def _bwrap_path() -> str:
 
 
 @functools.cache
-def sandbox_unavailable_reason() -> str | None:
-    """Why the OS sandbox cannot run here, or None when it can (checked once per process).
+def _probe() -> tuple[str | None, str | None]:
+    """(bwrap mode that works here, None) or (None, why none does); checked once per process.
 
-    The check runs a trivial program through the same bwrap command as :func:`run_python`.
+    Each mode runs a trivial program through the same bwrap command as :func:`run_python`.
     """
     if sys.platform != "linux":
-        return f"bubblewrap sandboxing needs Linux, this is {sys.platform}"
+        return None, f"bubblewrap sandboxing needs Linux, this is {sys.platform}"
     if sandbox_bwrap.find_bwrap() is None:
-        return "bwrap (bubblewrap) is not installed"
+        return None, "bwrap (bubblewrap) is not installed"
     if sandbox_bwrap.seccomp_program() is None:
-        return f"no seccomp syscall table for this CPU architecture ({os.uname().machine})"
-    token = "emd-sandbox-probe-" + secrets.token_hex(8)
-    payload = _payload("pass", "", token, timeout=10.0, memory_mb=256)
-    try:
-        rc, stdout, stderr, _ = _run_child(payload, 30.0, isolated=True)
-    except OSError as exc:
-        return f"bwrap could not start ({exc})"
-    if rc != 0 or token not in stdout:
+        return None, f"no seccomp syscall table for this CPU architecture ({os.uname().machine})"
+    failures = []
+    for mode in sandbox_bwrap.MODES if os.geteuid() == 0 else ("userns",):
+        token = "emd-sandbox-probe-" + secrets.token_hex(8)
+        try:
+            rc, stdout, stderr, _ = _run_child(_payload("pass", "", token, 10.0, 256), 30.0, mode)
+        except OSError as exc:
+            failures.append(f"{mode}: could not start ({exc})")
+            continue
+        if rc == 0 and token in stdout:
+            return mode, None
         detail = stderr.strip().splitlines()[-1] if stderr.strip() else f"exit status {rc}"
-        return f"bwrap cannot create its namespaces here ({detail[:300]})"
-    return None
+        failures.append(f"{mode}: {detail[:300]}")
+    return None, "bwrap cannot create its namespaces here (" + "; ".join(failures) + ")"
+
+
+def sandbox_unavailable_reason() -> str | None:
+    """Why the OS sandbox cannot run here, or None when it can (checked once per process)."""
+    return _probe()[1]
 
 
 def sandbox_available() -> bool:
@@ -377,7 +385,7 @@ def run_python(
         raise ConfigError(f"run_python: timeout must be > 0 seconds, got {timeout!r}")
     if memory_mb < 64:
         raise ConfigError(f"run_python: memory_mb must be >= 64 (the interpreter needs ~30), got {memory_mb!r}")
-    reason = sandbox_unavailable_reason()
+    mode, reason = _probe()
     if reason is not None and not unsafe_code_eval:
         raise unavailable_error(reason)
     if reason is not None and not _warned:
@@ -386,7 +394,7 @@ def run_python(
                     "(--unsafe-code-eval)", reason)
     token = "emd-sandbox-done-" + secrets.token_hex(16)
     payload = _payload(code, tests, token, timeout, memory_mb)
-    rc, stdout, stderr, timed_out = _run_child(payload, timeout, isolated=reason is None)
+    rc, stdout, stderr, timed_out = _run_child(payload, timeout, mode)
     finished = token in stdout
     stdout = stdout.replace("\n" + token + "\n", "").replace(token, "")
     cpu_killed = rc in (-signal.SIGXCPU, -signal.SIGKILL)

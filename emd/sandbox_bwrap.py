@@ -9,11 +9,14 @@ and cgroup namespaces; an empty environment apart from ``PATH``, ``HOME``, ``LC_
 
 Who the child runs as:
 
-- started by an ordinary user: bwrap creates a user namespace (``--unshare-user``), and
+- started by an ordinary user (mode ``userns``): bwrap creates a user namespace, and
   ``--disable-userns`` forbids nested ones;
-- started by root: bwrap runs privileged (a user namespace would map the child back to root on the
-  host, which is exempt from ``RLIMIT_NPROC``), keeps only ``CAP_SETUID``/``CAP_SETGID``, and the child
-  drops to ``nobody`` (uid/gid 65534, no capabilities) before it reads any model text.
+- started by root (mode ``drop``): bwrap runs privileged (a user namespace would map the child
+  back to root on the host, which is exempt from ``RLIMIT_NPROC``), keeps only
+  ``CAP_SETUID``/``CAP_SETGID``, and the child drops to ``nobody`` (uid/gid 65534, no capabilities)
+  before it compiles any model text. Where root cannot do that (a container without
+  ``CAP_SYS_ADMIN``), ``userns`` with every capability dropped is tried next: the child is then root
+  of its namespace only, and the seccomp filter is what bounds its processes.
 
 Either way bwrap sets ``no_new_privs``, mounts everything ``nosuid``, runs the child in a new
 session (``--new-session``) and kills it when bwrap dies (``--die-with-parent``); as PID 1 of the
@@ -35,7 +38,7 @@ import site
 import struct
 import sys
 
-__all__ = ["NOBODY", "bwrap_command", "seccomp_program"]
+__all__ = ["MODES", "NOBODY", "bwrap_command", "find_bwrap", "seccomp_program"]
 
 NOBODY = 65534
 """uid and gid the child drops to when the parent runs as root."""
@@ -119,29 +122,37 @@ def seccomp_program() -> bytes | None:
 def _python_dirs() -> tuple[str, list[str]]:
     """The interpreter to run and the folders to bind read-only for it (outside ``/usr``)."""
     exe = os.path.realpath(sys.executable)
-    dirs = []
+    dirs: list[str] = []
     for path in (sys.base_prefix, os.path.dirname(exe)):
         real = os.path.realpath(path)
-        if real != "/usr" and not real.startswith("/usr/") and real not in dirs:
+        if not any(real == d or real.startswith(d.rstrip("/") + "/") for d in ["/usr", *dirs]):
             dirs.append(real)
     return exe, dirs
 
 
-def bwrap_command(bwrap: str, disk_bytes: int, seccomp_fd: int, as_root: bool) -> list[str]:
-    """The ``bwrap`` argument list up to (and including) ``--``; the Python command follows it.
+MODES = ("drop", "userns")
+"""``drop``: privileged bwrap, the child becomes ``nobody`` (needs root); ``userns``: a user namespace."""
+
+
+def bwrap_command(bwrap: str, disk_bytes: int, seccomp_fd: int, mode: str) -> list[str]:
+    """The ``bwrap`` argument list up to (and including) the interpreter; Python's arguments follow.
 
     Args:
         bwrap: path of the ``bwrap`` executable.
         disk_bytes: size cap of the writable tmpfs ``/box``.
         seccomp_fd: a readable file descriptor holding :func:`seccomp_program` (inherited by bwrap).
-        as_root: the parent runs as root (see the module docstring for what changes).
+        mode: one of :data:`MODES` (see the module docstring).
     """
     cmd = [bwrap]
-    if as_root:
+    if mode == "drop":
         cmd += ["--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
                 "--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
-    else:
+    elif mode == "userns":
         cmd += ["--unshare-all", "--unshare-user", "--disable-userns"]
+        if os.geteuid() == 0:
+            cmd += ["--cap-drop", "ALL"]  # root keeps every capability inside otherwise
+    else:
+        raise ValueError(f"bwrap_command: mode must be one of {MODES}, got {mode!r}")
     cmd += ["--die-with-parent", "--new-session", "--clearenv",
             "--setenv", "PATH", "/usr/bin:/bin", "--setenv", "HOME", BOX, "--setenv", "TMPDIR", BOX,
             "--setenv", "LC_ALL", "C.UTF-8", "--setenv", "PYTHONIOENCODING", "utf-8",

@@ -125,9 +125,9 @@ def no_bwrap(tmp_path, monkeypatch):
     empty = tmp_path / "bin"
     empty.mkdir()
     monkeypatch.setenv("PATH", str(empty))
-    sandbox.sandbox_unavailable_reason.cache_clear()
+    sandbox._probe.cache_clear()
     yield
-    sandbox.sandbox_unavailable_reason.cache_clear()
+    sandbox._probe.cache_clear()
 
 
 def test_without_bwrap_model_code_is_refused_with_the_flag_named(no_bwrap):
