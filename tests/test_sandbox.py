@@ -112,3 +112,84 @@ def test_bad_arguments_raise_config_error():
         run_python(ADD, ADD_TESTS, timeout=0)
     with pytest.raises(ConfigError, match="memory_mb"):
         run_python(ADD, ADD_TESTS, memory_mb=1)
+
+
+# ------------------------------------------------------------------ without bubblewrap: refuse, or opt in
+
+
+@pytest.fixture
+def no_bwrap(tmp_path, monkeypatch):
+    """A PATH without bwrap, and the once-per-process availability check redone under it."""
+    from emd import sandbox
+
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    sandbox._probe.cache_clear()
+    yield
+    sandbox._probe.cache_clear()
+
+
+def test_without_bwrap_model_code_is_refused_with_the_flag_named(no_bwrap):
+    from emd.errors import SandboxUnavailableError
+    from emd.sandbox import sandbox_available
+
+    assert not sandbox_available()
+    with pytest.raises(SandboxUnavailableError, match="bubblewrap.*--unsafe-code-eval"):
+        run_python(ADD, ADD_TESTS)
+
+
+def test_without_bwrap_the_unsafe_flag_runs_the_guarded_process(no_bwrap, tmp_path):
+    assert run_python(ADD, ADD_TESTS, unsafe_code_eval=True).status == "passed"
+    target = tmp_path / "escaped.txt"
+    result = run_python(f"open({str(target)!r}, 'w')", "", unsafe_code_eval=True)
+    assert result.status == "blocked" and not target.exists()
+
+
+def test_capability_refuses_emd_code_before_the_model_runs(no_bwrap):
+    from emd.errors import SandboxUnavailableError
+    from emd.eval.capability import run_capability
+
+    with pytest.raises(SandboxUnavailableError, match="unsafe-code-eval"):
+        run_capability(object(), ["emd_capability"], limit=1)  # the model is never touched
+
+
+def test_emd_code_hook_refuses_without_bwrap_unless_the_item_says_unsafe(no_bwrap):
+    import importlib.util
+
+    from emd.errors import SandboxUnavailableError
+    from emd.eval.capability import TASKS_DIR
+
+    spec = importlib.util.spec_from_file_location("emd_tasks_utils_gate", TASKS_DIR / "utils.py")
+    utils = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(utils)
+    doc = {"entry_point": "add", "prompt": "def add(a, b):\n", "tests": ADD_TESTS}
+    with pytest.raises(SandboxUnavailableError):
+        utils.process_code(doc, [ADD])
+    # the flag reaches the hook as task metadata -> load_jsonl stamps it on each code item
+    rows = utils.load_jsonl({"test": "data/emd_code.jsonl"}, unsafe_code_eval=True)["test"]
+    assert all(rows["unsafe_code_eval"])
+    assert utils.process_code(dict(doc, unsafe_code_eval=True), [ADD]) == {"pass_at_1": 1}
+
+
+def test_lm_eval_tasks_that_execute_code_need_the_flag(tmp_path):
+    """A task marked unsafe_code (like humaneval) is refused without unsafe_code_eval, naming it."""
+    import shutil
+
+    from emd.eval.capability import TASKS_DIR, run_capability
+    from emd.models import load_model
+
+    tasks_dir = tmp_path / "tasks"
+    shutil.copytree(TASKS_DIR, tasks_dir)  # emd's tasks plus one that executes code
+    (tasks_dir / "rows.py").write_text(
+        "import datasets\n\n\ndef load(**_):\n"
+        "    return datasets.DatasetDict({'test': datasets.Dataset.from_list([{'q': '1+1', 'a': '2'}])})\n"
+    )
+    (tasks_dir / "exec_task.yaml").write_text(
+        "task: emd_test_exec\nunsafe_code: true\ncustom_dataset: !function rows.load\ntest_split: test\n"
+        "output_type: generate_until\ndoc_to_text: '{{q}}'\ndoc_to_target: '{{a}}'\n"
+        "generation_kwargs:\n  max_gen_toks: 2\nmetric_list:\n  - metric: exact_match\n"
+    )
+    model = load_model("embedded:smollm2")
+    with pytest.raises(ConfigError, match="unsafe_code_eval"):
+        run_capability(model, ["emd_test_exec"], limit=1, tasks_dir=tasks_dir)

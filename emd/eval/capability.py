@@ -74,12 +74,42 @@ def _check_tasks_dir(tasks_dir: Path) -> Path:
     return tasks_dir
 
 
+def _task_manager(include_defaults: bool, tasks_dir: str, unsafe_code_eval: bool = False):
+    """A cached ``TaskManager``: indexing lm-eval's own ~14,700 tasks takes ~17 s, do it once.
+
+    ``unsafe_code_eval`` travels as task metadata: lm-eval hands it to ``utils.load_jsonl``, which
+    stamps it on emd_code's items, and ``utils.process_code`` passes it to :func:`emd.sandbox.run_python`.
+    """
+    return _cached_task_manager(bool(include_defaults), str(tasks_dir), bool(unsafe_code_eval))
+
+
 @functools.lru_cache(maxsize=4)
-def _task_manager(include_defaults: bool, tasks_dir: str):
-    """A cached ``TaskManager``: indexing lm-eval's own ~14,700 tasks takes ~17 s, do it once."""
+def _cached_task_manager(include_defaults: bool, tasks_dir: str, unsafe_code_eval: bool):
     from lm_eval.tasks import TaskManager
 
-    return TaskManager(include_path=tasks_dir, include_defaults=include_defaults)
+    metadata = {"unsafe_code_eval": True} if unsafe_code_eval else None
+    return TaskManager(include_path=tasks_dir, include_defaults=include_defaults, metadata=metadata)
+
+
+def _runs_sandboxed_code(manager: Any, names: Sequence[str]) -> bool:
+    """True when ``names`` (tags and groups expanded) include an emd task that runs model code."""
+    index = getattr(manager, "task_index", None) or {}
+    stack, seen = list(names), set()
+    while stack:
+        name = stack.pop()
+        if name in seen or not isinstance(name, str):
+            continue
+        seen.add(name)
+        entry = index.get(name)
+        cfg = getattr(entry, "cfg", None) or {}
+        if str(cfg.get("process_results", "")).endswith("process_code"):
+            return True
+        kind = getattr(getattr(entry, "kind", None), "name", "")
+        if kind == "TAG":  # a tag entry lists its member tasks under ``tags``
+            stack.extend(getattr(entry, "tags", None) or ())
+        elif kind == "GROUP":
+            stack.extend(t if isinstance(t, str) else t.get("task") for t in cfg.get("task") or ())
+    return "emd_code" in seen
 
 
 def _normalise(names: Sequence[str] | str) -> list[str]:
@@ -160,7 +190,7 @@ def run_capability(
     batch_size: int = 8,
     apply_chat_template: bool = True,
     system_instruction: str | None = None,
-    allow_unsandboxed_code: bool = False,
+    unsafe_code_eval: bool = False,
     tasks_dir: Path = TASKS_DIR,
 ) -> CapabilityResult:
     """Evaluate ``model`` (an emd ``ChatModel``) on lm-eval tasks with ``simple_evaluate``.
@@ -176,9 +206,11 @@ def run_capability(
             changes scores, so log it).
         system_instruction: system message for every prompt. None leaves it to the chat template
             (SmolLM2's template then inserts its own default system prompt).
-        allow_unsandboxed_code: lm-eval tasks outside emd that execute model code (``humaneval``
-            ...) run it with lm-eval's own executor, not :mod:`emd.sandbox`; they run only when
-            this is True. emd's ``emd_code`` always runs, in the sandbox.
+        unsafe_code_eval: emd's ``emd_code`` runs model code in :mod:`emd.sandbox` (bubblewrap);
+            where bubblewrap is missing it runs only when this is True (in-process guard only).
+            lm-eval's own code-executing tasks (``humaneval``, ``mbpp`` ...) run model code with
+            lm-eval's executor, outside the sandbox: they run only when this is True (and
+            ``humaneval`` also wants ``HF_ALLOW_CODE_EVAL=1`` in the environment, set by the user).
         tasks_dir: the lm-eval ``include_path`` folder with emd's tasks.
 
     Returns:
@@ -186,6 +218,7 @@ def run_capability(
 
     Raises:
         ConfigError: unknown task name, bad ``limit``, or an unsandboxed code task not allowed.
+        SandboxUnavailableError: emd_code requested, no working bubblewrap, no ``unsafe_code_eval``.
         DataError: a task's dataset could not be loaded (for hub tasks: no hub access?).
     """
     names = resolve_tasks(tasks, tasks_dir)
@@ -203,8 +236,14 @@ def run_capability(
 
     tasks_dir = Path(tasks_dir)
     ours = _task_manager(False, str(tasks_dir))
+    if not unsafe_code_eval and _runs_sandboxed_code(ours, names):
+        from emd.sandbox import sandbox_unavailable_reason, unavailable_error
+
+        reason = sandbox_unavailable_reason()
+        if reason is not None:  # refuse before the model generates anything
+            raise unavailable_error(reason)
     only_ours = all(name in ours.all_tasks for name in names)
-    manager = ours if only_ours else _task_manager(True, str(tasks_dir))
+    manager = _task_manager(not only_ours, str(tasks_dir), unsafe_code_eval)
 
     net = model.model
     was_training = bool(getattr(net, "training", False))
@@ -218,16 +257,18 @@ def run_capability(
             limit=limit,
             apply_chat_template=apply_chat_template,
             system_instruction=system_instruction,
-            # emd's code task runs model code only in emd.sandbox; other tasks need explicit consent
-            confirm_run_unsafe_code=only_ours or allow_unsandboxed_code,
+            # emd_code is not marked unsafe (its code runs in emd.sandbox, gated above); lm-eval's
+            # own code tasks execute outside any sandbox and need the explicit flag
+            confirm_run_unsafe_code=unsafe_code_eval,
             bootstrap_iters=1000,  # only non-mean metrics bootstrap; 1000 is plenty for a stderr
             log_samples=True,
         )
     except ValueError as exc:
         if "marked as unsafe" in str(exc):
             raise ConfigError(
-                f"{exc}. That task runs model-written code outside emd's sandbox: pass "
-                "allow_unsandboxed_code=True to run it anyway, or use emd_code"
+                f"{exc}. That task executes model-written code with lm-eval's own executor, outside "
+                "emd's bubblewrap sandbox: it runs only with unsafe_code_eval=True (--unsafe-code-eval "
+                "true; humaneval also needs HF_ALLOW_CODE_EVAL=1), or use emd_code (sandboxed)"
             ) from exc
         raise
     except OSError as exc:  # datasets / huggingface_hub errors (no network, missing dataset)

@@ -26,13 +26,19 @@ CODE_TIMEOUT_S = 5.0  # the tests are a few asserts on tiny inputs; anything slo
 CODE_MEMORY_MB = 512
 
 
-def load_jsonl(data_files: dict[str, str] | None = None, **_metadata) -> datasets.DatasetDict:
+def load_jsonl(
+    data_files: dict[str, str] | None = None, unsafe_code_eval: bool = False, **_metadata
+) -> datasets.DatasetDict:
     """``custom_dataset`` hook: read the split files named in ``dataset_kwargs.data_files``.
 
     Paths are relative to this folder, not to the working directory (``datasets.load_dataset
     ("json", data_files=...)`` would resolve them against the cwd, so the tasks would only work when
-    started from one place). lm-eval also passes the task metadata as keyword arguments: ignored.
+    started from one place). lm-eval also passes the task metadata as keyword arguments: the key
+    ``unsafe_code_eval`` (set by ``emd.eval.capability`` for ``--unsafe-code-eval``) is stamped on
+    every row that has ``tests``, for :func:`process_code`; the rest is ignored.
     """
+    if not isinstance(unsafe_code_eval, bool):
+        raise DataError(f"task metadata unsafe_code_eval must be true or false, got {unsafe_code_eval!r}")
     if not data_files:
         raise DataError("emd task YAML: dataset_kwargs.data_files must map split names to jsonl files")
     splits = {}
@@ -45,9 +51,12 @@ def load_jsonl(data_files: dict[str, str] | None = None, **_metadata) -> dataset
             if not line.strip():
                 continue
             try:
-                rows.append(json.loads(line))
+                row = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise DataError(f"{path}: row {line_no}: not valid JSON ({exc.msg})") from exc
+            if unsafe_code_eval and isinstance(row, dict) and "tests" in row:
+                row["unsafe_code_eval"] = True
+            rows.append(row)
         splits[split] = datasets.Dataset.from_list(rows)
     return datasets.DatasetDict(splits)
 
@@ -107,8 +116,10 @@ def process_code(doc: dict, results: list[str]) -> dict[str, int]:
     """``process_results`` hook of emd_code: 1 when the hidden tests pass in the sandbox, else 0.
 
     Timeouts, refused operations (file writes outside the scratch folder, sockets, processes) and
-    code that does not compile all score 0.
+    code that does not compile all score 0. Where bubblewrap is missing this raises
+    ``SandboxUnavailableError`` unless the item carries ``unsafe_code_eval`` (see :func:`load_jsonl`).
     """
     program = extract_code(results[0], doc)
-    outcome = run_python(program, doc["tests"], timeout=CODE_TIMEOUT_S, memory_mb=CODE_MEMORY_MB)
+    outcome = run_python(program, doc["tests"], timeout=CODE_TIMEOUT_S, memory_mb=CODE_MEMORY_MB,
+                         unsafe_code_eval=bool(doc.get("unsafe_code_eval", False)))
     return {"pass_at_1": int(outcome.passed)}
