@@ -183,6 +183,20 @@ def _collect(raw: Mapping[str, Any]) -> tuple[dict[str, float], dict[str, float]
     return metrics, stderr
 
 
+def check_code_execution(names: Sequence[str] | str, unsafe_code_eval: bool, tasks_dir: Path = TASKS_DIR) -> None:
+    """Raise SandboxUnavailableError when a task runs model-written code and neither a working
+    bubblewrap sandbox nor ``unsafe_code_eval`` allows it (called before any model loads)."""
+    if unsafe_code_eval:
+        return
+    names = _normalise(names)
+    if names and _runs_sandboxed_code(_task_manager(False, str(tasks_dir)), names):
+        from emd.sandbox import sandbox_unavailable_reason, unavailable_error
+
+        reason = sandbox_unavailable_reason()
+        if reason is not None:
+            raise unavailable_error(reason)
+
+
 def run_capability(
     model: Any,
     tasks: Sequence[str] | str = OFFLINE_TASKS,
@@ -236,12 +250,7 @@ def run_capability(
 
     tasks_dir = Path(tasks_dir)
     ours = _task_manager(False, str(tasks_dir))
-    if not unsafe_code_eval and _runs_sandboxed_code(ours, names):
-        from emd.sandbox import sandbox_unavailable_reason, unavailable_error
-
-        reason = sandbox_unavailable_reason()
-        if reason is not None:  # refuse before the model generates anything
-            raise unavailable_error(reason)
+    check_code_execution(names, unsafe_code_eval, tasks_dir)  # refuse before the model generates anything
     only_ours = all(name in ours.all_tasks for name in names)
     manager = _task_manager(not only_ours, str(tasks_dir), unsafe_code_eval)
 

@@ -69,9 +69,9 @@ def validate_eval(spec: EvalSpec) -> None:
         raise DataError(f"deceptionbench_source={spec.deceptionbench_source!r} holds no item; allowed: a file or "
                         "hub id with at least one row")
     if "capability" in names:
-        from .capability import resolve_tasks
+        from .capability import check_code_execution, resolve_tasks
 
-        resolve_tasks(spec.cap_tasks)
+        check_code_execution(resolve_tasks(spec.cap_tasks), spec.unsafe_code_eval)
 
 
 def evaluate(chat_model, spec: EvalSpec, judge, seed: int = 0, label: str = "model",
@@ -133,7 +133,7 @@ def evaluate(chat_model, spec: EvalSpec, judge, seed: int = 0, label: str = "mod
 
         log(f"{label}: capability ({spec.cap_tasks}, limit {spec.cap_limit or 'all'})")
         cap = run_capability(chat_model, spec.cap_tasks, limit=spec.cap_limit or None,
-                             batch_size=spec.cap_batch_size)
+                             batch_size=spec.cap_batch_size, unsafe_code_eval=spec.unsafe_code_eval)
         out.metrics.update(cap.metrics)
     if judge is not None and getattr(judge, "stats", None) is not None:
         st = judge.stats
