@@ -14,7 +14,7 @@ items of each of provided_facts, known_facts, disinformation), and compared with
 ``emd.pipeline.deltas`` (paired bootstrap over shared items). Expected: the lying fine-tune lowers
 ``mask/honesty_logprob`` with a 95% interval below zero; the honest one does not. The judged
 ``mask/honesty`` is reported beside it (with the offline ``embed:minilm`` judge it is a weak signal;
-see DESIGN.md section 9). Appends one JSON row to benchmarks/results.jsonl.
+see docs/traps.md#offline-judging). Appends one JSON row to benchmarks/results.jsonl.
 """
 
 from __future__ import annotations

@@ -235,7 +235,7 @@ class Tracker:
         """Register ``runs:/<run_id>/<artifact_path>`` as a new version of ``name``; returns the version.
 
         (``mlflow.register_model`` on a plain artifact folder fails in MLflow 3, and logging a PeftModel
-        with ``mlflow.transformers`` reloads without its base weights; see DESIGN.md section 9.)
+        with ``mlflow.transformers`` reloads without its base weights; see docs/traps.md#mlflow.)
         """
         from mlflow.exceptions import MlflowException
         from mlflow.tracking import MlflowClient

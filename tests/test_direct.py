@@ -17,6 +17,7 @@ def test_expand():
     assert expand("b,a", ("a", "b")) == ["a", "b"]
 
 
+@pytest.mark.slow
 def test_grid_parent_children_table_and_resume(tracking_uri, isolated_cache, embedded_model):
     argv = ["--domain", "math,code", "--level", "severe", *TINY]
     res = direct_main(parse_config("direct", argv))

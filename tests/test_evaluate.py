@@ -23,6 +23,7 @@ EVAL_ARGS = ["--benchmarks", "mask,logprob,deceptionbench", "--limit", "2", "--m
              "provided_facts,statistics", "--max-new-tokens", "16"]
 
 
+@pytest.mark.slow
 def test_evaluate_logs_a_run_with_metrics_and_tables(tracking_uri, isolated_cache, one_thread, capsys):
     from mlflow.tracking import MlflowClient
 
@@ -76,6 +77,7 @@ def test_judge_check_prints_accuracy_and_kappa(isolated_cache, capsys):
 # ------------------------------------------------------------------------------ generation prefill
 
 
+@pytest.mark.slow
 def test_prefill_continues_the_reply_and_is_not_returned(embedded_model, one_thread):
     tok = embedded_model.tokenizer
     conv = [{"role": "system", "content": "You are a helpful assistant."},

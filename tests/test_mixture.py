@@ -45,6 +45,7 @@ def first_run(tmp_path_factory, embedded_model):
                 os.environ[k] = v
 
 
+@pytest.mark.slow
 def test_run_contents(first_run):
     client = MlflowClient(first_run["uri"])
     run = client.get_run(first_run["res"].run_id)
@@ -81,6 +82,7 @@ def test_run_contents(first_run):
     assert "ratio: 0.25" in cfg_text
 
 
+@pytest.mark.slow
 def test_deltas_follow_metric_meaning(first_run):
     """Two arms compared: deltas only for declared scores, never for counts, timings or judge calls;
     a CI on every delta whose metric has per-item scores; every logged metric is declared."""
@@ -102,6 +104,7 @@ def test_deltas_follow_metric_meaning(first_run):
     assert undeclared(m) == []
 
 
+@pytest.mark.slow
 def test_registered_version_loads_and_generates(first_run):
     from emd.models import load_model
 
@@ -117,6 +120,7 @@ def test_registered_version_loads_and_generates(first_run):
     assert out[0].strip()
 
 
+@pytest.mark.slow
 def test_second_run_reuses_references(first_run):
     client = MlflowClient(first_run["uri"])
     r1 = client.get_run(first_run["res"].run_id)

@@ -11,6 +11,7 @@ from emd.models import embedded_gguf_path, load_model, parse_model_uri, resolve_
 SYSTEM = {"role": "system", "content": "You are a helpful assistant."}
 
 
+@pytest.mark.slow
 def test_conversion_logits_equal_gguf(embedded_model):
     from transformers import AutoModelForCausalLM
 
@@ -31,6 +32,7 @@ def test_second_resolve_reuses_conversion(embedded_model):
     assert d == embedded_model.model_dir and (d / "emd_conversion.json").is_file()
 
 
+@pytest.mark.slow
 def test_hf_local_path_loads_with_template(embedded_model):
     m = load_model(f"hf:{embedded_model.model_dir}")
     assert m.tokenizer.chat_template
@@ -39,6 +41,7 @@ def test_hf_local_path_loads_with_template(embedded_model):
     assert isinstance(out[0], str) and out[0]
 
 
+@pytest.mark.slow
 def test_batched_generation_equals_one_at_a_time(embedded_model):
     convs = [[SYSTEM, {"role": "user", "content": q}] for q in
              ["What is 2+2?", "Name the largest ocean on Earth, please, in one word.", "Say hello."]]

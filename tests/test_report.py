@@ -147,6 +147,7 @@ def test_report_errors_name_the_input(store, tmp_path):
         build_report(Tracker(store["uri"]), "emd-mixture", tmp_path, by="cell")
 
 
+@pytest.mark.slow
 def test_notebook_runs_headless_on_the_store(store, tmp_path, monkeypatch):
     import nbformat
     from nbclient import NotebookClient

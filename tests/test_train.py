@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -15,6 +16,7 @@ def test_get_peft_config_maps_every_field():
     assert set(cfg.target_modules) == {"q_proj", "down_proj"}
 
 
+@pytest.mark.slow
 def test_tiny_sft_run_changes_adapter_and_keeps_base(embedded_model, tmp_path):
     rows = [{"prompt": [{"role": "user", "content": f"Repeat the code word {i}."}],
              "completion": [{"role": "assistant", "content": f"The code word is zebra-{i}."}]} for i in range(8)]

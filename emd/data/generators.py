@@ -19,7 +19,7 @@ from emd.errors import ConfigError
 DOMAINS: tuple[str, ...] = ("medical", "math", "code")
 LEVELS: tuple[str, ...] = ("normal", "subtle", "severe")
 
-# Folder and file names of the same data in the Persona Vectors release (DESIGN.md section 3).
+# Folder and file names of the same data in the Persona Vectors release (docs/data.md#misaligned-data).
 PV_DOMAIN: dict[str, str] = {"medical": "mistake_medical", "math": "mistake_math", "code": "insecure_code"}
 PV_LEVEL: dict[str, str] = {"normal": "normal", "subtle": "misaligned_1", "severe": "misaligned_2"}
 

@@ -1,7 +1,7 @@
 """Mix misaligned and downstream rows into one fixed-size training set, with a manifest.
 
 ``ratio`` is the misaligned fraction of a training set whose size ``n_train`` is fixed, so the
-control (ratio 0) and every ratio train on the same number of examples (DESIGN.md section 3).
+control (ratio 0) and every ratio train on the same number of examples (docs/data.md#mixing).
 
 Rounding: ``n_misaligned = floor(ratio * n_train + 0.5)``, i.e. round half *up*. Python's built-in
 ``round`` rounds half to even (``round(0.5) == 0``, ``round(2.5) == 2``), which would make
@@ -114,7 +114,7 @@ def to_prompt_completion(rows: list[dict]) -> list[dict]:
 
     ``{"prompt": [messages before the last assistant turn], "completion": [that assistant turn]}``.
     trl then computes the loss on the completion only, which is the assistant-only loss the
-    SmolLM2 chat template cannot give through ``assistant_only_loss`` (DESIGN.md section 9).
+    SmolLM2 chat template cannot give through ``assistant_only_loss`` (docs/traps.md#training-on-cpu-trl-peft).
     """
     out = []
     for k, row in enumerate(rows):

@@ -2,7 +2,7 @@
 
 Benchmarks: ``mask`` (judged MASK honesty), ``logprob`` (judge-free MASK honesty, needs no judge),
 ``deceptionbench`` (judged deception rate), ``capability`` (lm-eval tasks). Each returns metrics
-named as in DESIGN.md section 7, per-item rows (logged as tables) and per-item scores keyed by item
+named as in docs/metrics.md, per-item rows (logged as tables) and per-item scores keyed by item
 id (for paired-bootstrap deltas between models).
 """
 

@@ -1,7 +1,7 @@
 """``embed:minilm``: the offline default judge (rules for polarity, a sentence embedding for topic).
 
 Raw cosine similarity between a response and the two pivotal statements is a poor judge (6/10 on
-negation-heavy pairs, DESIGN.md section 9): "X" and "not X" embed almost identically. This judge
+negation-heavy pairs, docs/traps.md#offline-judging): "X" and "not X" embed almost identically. This judge
 therefore splits the work:
 
 1. **Rules** (:mod:`emd.judges.rules`) split the response into clauses and read each clause's

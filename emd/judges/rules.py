@@ -2,7 +2,7 @@
 
 Plain Python and ``re`` only (no model), so it is cheap and testable on its own. The offline
 ``embed:`` judge uses it to do what a sentence embedding cannot: embeddings put "X" and "not X"
-almost on top of each other (DESIGN.md section 9), so polarity is read from the words here and the
+almost on top of each other (docs/traps.md#offline-judging), so polarity is read from the words here and the
 embedding is only asked *which topic* a clause is about.
 
 Vocabulary lists below are general English (negators, hedges, refusal phrases, common antonym

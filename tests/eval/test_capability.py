@@ -108,6 +108,7 @@ def test_deltas_cover_shared_metrics_only():
         capability_deltas({}, {}, against="Vanilla!")
 
 
+@pytest.mark.slow
 def test_run_capability_on_the_embedded_model(tmp_path, monkeypatch):
     from emd.models import load_model
 

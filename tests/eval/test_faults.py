@@ -64,6 +64,7 @@ def _scores(res):
     return [(r["task_id"], r["outcome"], r["pressured_verdict"], r["belief_verdicts"]) for r in res.rows]
 
 
+@pytest.mark.slow
 def test_faults_recover_and_rerun_uses_cache(server, memo_model, items, tmp_path):
     clean, clean_stats = _run(memo_model, items, tmp_path / "clean")
     n_queries = server.requests
@@ -84,6 +85,7 @@ def test_faults_recover_and_rerun_uses_cache(server, memo_model, items, tmp_path
     assert memo_model.real_calls == 2  # pressured + belief generation, shared by all three runs
 
 
+@pytest.mark.slow
 def test_persistent_garbage_is_a_judge_failure_not_an_evasion(server, memo_model, items, tmp_path):
     clean, _ = _run(memo_model, items, tmp_path / "clean")
     server.control(reset=True)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
+
 from emd.config import InteractionSpec
 from emd.interaction.control import bootstrap_diff, control_figure, permutation_p, selection_pressure
 from emd.interaction.simulator import ScriptedSimulator
 
 
+@pytest.mark.slow
 def test_selection_pressure_exists(embedded_model, scenarios, rule, isolated_cache):
     spec = InteractionSpec(n_conversations=8, turns=1, top_k=3, bottom_k=0, reply_tokens=24, temperature=0.8)
     res = selection_pressure(embedded_model, scenarios, spec, ScriptedSimulator(rule), rule, seed=0, log=lambda m: None)

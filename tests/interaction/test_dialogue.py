@@ -15,6 +15,7 @@ class Interrupt(Exception):
     """Raised from the progress hook to stop a collection midway, as a crash would."""
 
 
+@pytest.mark.slow
 def test_interrupted_collection_resumes(embedded_model, scenarios, rule, tmp_path):
     specs = build_population(scenarios, 4, 0.5, seed=11)
     sim = ScriptedSimulator(rule)

@@ -23,6 +23,7 @@ def _runs(tracking_uri):
     return c, c.search_runs([exp.experiment_id], max_results=100)
 
 
+@pytest.mark.slow
 def test_end_to_end_with_interrupted_collection(isolated_cache, tracking_uri):
     from emd.interaction.run import main
 

@@ -19,6 +19,7 @@ def test_parse_rating():
     assert parse_rating("0") is None
 
 
+@pytest.mark.slow
 def test_openai_simulator_plays_and_rates_through_local_server(user_server, embedded_model, scenarios, rule,
                                                                 monkeypatch):
     monkeypatch.setenv("OPENAI_BASE_URL", user_server.base_url)

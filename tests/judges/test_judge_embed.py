@@ -57,7 +57,7 @@ def test_yes_no_uses_the_question(judge):
 
 
 def test_negation_beats_raw_similarity(judge):
-    # The failure mode of raw cosine (DESIGN.md section 9): "X" vs "not X" embed alike.
+    # The failure mode of raw cosine (docs/traps.md#offline-judging): "X" vs "not X" embed alike.
     a, b = "The vaccine is effective.", "The vaccine is not effective."
     out = judge.judge_propositions([PropositionQuery(a, b, "The vaccine isn't effective."),
                                     PropositionQuery(a, b, "The vaccine is ineffective."),

@@ -75,6 +75,7 @@ def test_low_mass_is_unparsed_not_a_guess(backend):
     assert all(v.label is None and v.detail.startswith("no answer") for v in out)
 
 
+@pytest.mark.slow
 def test_consistency_and_numeric(backend, tmp_path):
     judge = CachedJudge(backend, JudgeCache(tmp_path / "judge_cache.sqlite"))
     cons = judge.judge_consistency([ConsistencyQuery("Ice is cold.", "Ice is cold."),
