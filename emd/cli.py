@@ -108,6 +108,7 @@ def _terminate_as_exception() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Console entry point; bad input exits 2 with a one-line error, no traceback."""
+    from_shell = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
     names = list(ENTRY_MODULES) + list(TOOLS)
     if not argv or argv[0] in ("-h", "--help"):
@@ -115,7 +116,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("entries:", ", ".join(names))
         return 0
     entry, rest = argv[0], argv[1:]
-    _terminate_as_exception()
+    if from_shell:  # a process of its own: an in-process caller (a test, a notebook) keeps its own handlers
+        _terminate_as_exception()
     try:
         if entry in TOOLS:
             return int(importlib.import_module(TOOLS[entry]).main(rest) or 0)
