@@ -289,14 +289,21 @@ class RunContext:
         chat = self.chat
         self.phase(f"train {name}")
         adapter_dir, info = pipeline.train_arm(chat, name, rows, self.cfg.lora, self.cfg.train, self.seed,
-                                               self.work, method)
-        self.log_training(info)
+                                               self.work, method, progress=self.stream_training)
+        self.log_training(info, curve=False)
         self.tracker.log_artifacts(adapter_dir, "adapter")
         return adapter_dir, info
 
-    def log_training(self, info: dict) -> None:
-        """The loss curve (one point per logged step) and the scalar train/ metrics of one training."""
-        for i, loss in enumerate(info.get("losses", [])):
+    def stream_training(self, logs: dict) -> None:
+        """Log one trainer step (``train/loss``, ``train/grad_norm``, ``train/learning_rate`` ...) to the
+        open run while training runs."""
+        step = int(logs.get("step", 0))
+        self.tracker.log_metrics({f"train/{k}": v for k, v in logs.items() if k != "step"}, step=step)
+
+    def log_training(self, info: dict, curve: bool = True) -> None:
+        """The scalar train/ metrics of one training and (``curve``: when it was not streamed, e.g. a
+        cached control reused as the treatment) its loss curve, one point per logged step."""
+        for i, loss in enumerate(info.get("losses", []) if curve else []):
             self.tracker.log_metrics({"train/loss": loss}, step=i + 1)
         scalars = {f"train/{k}": float(v) for k, v in info.items()
                    if k != "losses" and isinstance(v, (int, float)) and not isinstance(v, bool)}

@@ -92,12 +92,15 @@ def evaluate_arm(chat_model, name: str, eval_spec: EvalSpec, judge, seed: int,
 
 
 def train_arm(chat_model, name: str, rows: Sequence[dict], lora: LoraSpec, train: TrainSpec, seed: int,
-              workdir: str | Path, method: str = "sft") -> tuple[str, dict]:
-    """Train a LoRA adapter on prompt/completion rows (SFT) or labelled rows (KTO); returns (dir, info)."""
+              workdir: str | Path, method: str = "sft", progress: Callable[[dict], None] | None = None
+              ) -> tuple[str, dict]:
+    """Train a LoRA adapter on prompt/completion rows (SFT) or labelled rows (KTO); returns (dir, info).
+
+    ``progress`` receives the trainer's log dict at every logged step (``{"step": n, "loss": ...}``)."""
     from .train import train_kto, train_sft
 
     fn = train_sft if method == "sft" else train_kto
-    res = fn(chat_model, rows, lora, train, Path(workdir) / name, seed=seed)
+    res = fn(chat_model, rows, lora, train, Path(workdir) / name, seed=seed, progress=progress)
     info = {"steps": res.steps, "train_loss": res.train_loss, "train_tokens": res.tokens,
             "train_seconds": res.seconds, "train_tokens_per_s": res.tokens_per_s, "losses": res.losses}
     return str(res.adapter_dir), info

@@ -124,7 +124,7 @@ class Tracker:
                 run_id = project_run
                 self._preset_params = (project_run, dict(prun.data.params))
         active = mlflow.start_run(run_id=run_id, run_name=None if run_id else run_name, nested=nested,
-                                  tags=tags, log_system_metrics=False)
+                                  tags=tags, log_system_metrics=None)  # the user's MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING decides
         if project_run and run_id != project_run:
             from mlflow.tracking import MlflowClient
 

@@ -85,10 +85,15 @@ def _make_progress_callback(progress: Callable[[dict], None] | None):
             self.losses: list[float] = []
 
         def on_log(self, args, state, control, logs=None, **kw):
-            if logs and "loss" in logs:
+            if not logs:
+                return
+            if "loss" in logs:
                 self.losses.append(float(logs["loss"]))
-                if progress:
-                    progress({"step": state.global_step, "loss": float(logs["loss"])})
+            if progress:  # the trainer's whole log dict (loss, grad_norm, learning_rate, KTO rewards ...)
+                scalars = {k: float(v) for k, v in logs.items()
+                           if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "step"}
+                if scalars:
+                    progress({"step": state.global_step, **scalars})
 
     return CB()
 
