@@ -67,6 +67,26 @@ def check_config(base_url: str | None = None, what: str = "the openai: judge") -
                           f"or {ENV_KEY} (the official API); neither is set")
 
 
+def retry_delay(retry: int, headers: Any, base_delay: float, max_delay: float,
+                rng: random.Random | None = None) -> float | None:
+    """Seconds to wait before retry number ``retry`` (0-based) after an answer with ``headers``.
+
+    A ``retry-after-ms`` or ``retry-after`` (seconds) header wins; one longer than
+    :data:`MAX_RETRY_AFTER_S` gives None (do not retry). Otherwise ``base_delay * 2**retry`` capped at
+    ``max_delay``, times a random factor in [0.5, 1] (jitter).
+    """
+    if headers is not None:
+        for name, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
+            value = headers.get(name)
+            try:
+                wait = float(value) / scale if value is not None else None
+            except ValueError:
+                wait = None  # an HTTP date: fall back to our own backoff
+            if wait is not None and wait >= 0:
+                return wait if wait <= MAX_RETRY_AFTER_S else None
+    return min(max_delay, base_delay * 2 ** retry) * (0.5 + 0.5 * (rng or random).random())
+
+
 @dataclass
 class CallStats:
     """Counters of one client: HTTP attempts, retries, calls that failed for good, seconds spent."""
@@ -131,21 +151,6 @@ class OpenAIClient:
             for k, v in kw.items():
                 setattr(self.stats, k, getattr(self.stats, k) + v)
 
-    def _delay(self, retry: int, error: Exception | None) -> float | None:
-        """Seconds to wait before retry number ``retry`` (0-based); None when Retry-After is too long."""
-        response = getattr(error, "response", None)
-        headers = getattr(response, "headers", None)
-        if headers is not None:
-            for name, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
-                value = headers.get(name)
-                try:
-                    wait = float(value) / scale if value is not None else None
-                except ValueError:
-                    wait = None  # an HTTP date: fall back to our own backoff
-                if wait is not None and wait >= 0:
-                    return wait if wait <= MAX_RETRY_AFTER_S else None
-        return min(self.max_delay, self.base_delay * 2 ** retry) * (0.5 + 0.5 * self._rng.random())
-
     def _retryable(self, e: Exception) -> tuple[bool, str]:
         o = self._openai
         if isinstance(e, o.APIStatusError):
@@ -186,7 +191,8 @@ class OpenAIClient:
                     last = "response without text"
                 if attempt == self.max_retries:
                     break
-                wait = self._delay(attempt, error)
+                headers = getattr(getattr(error, "response", None), "headers", None)
+                wait = retry_delay(attempt, headers, self.base_delay, self.max_delay, self._rng)
                 if wait is None:
                     last += f" (Retry-After over {MAX_RETRY_AFTER_S:g} s)"
                     break

@@ -99,3 +99,19 @@ def test_key_is_scrubbed_from_failed_requests(server, monkeypatch):
     assert scrub(f"Incorrect API key provided: {secret}") == "Incorrect API key provided: ***"
     assert scrub("Authorization: Bearer abc.def") == "Authorization: Bearer ***"
     assert scrub("other sk-live-0123456789abcdef key") == "other *** key"
+
+
+def test_retry_delay_honours_retry_after_and_jitters():
+    import random
+
+    from emd.openai_client import MAX_RETRY_AFTER_S, retry_delay
+
+    rng = random.Random(0)
+    assert retry_delay(0, {"retry-after": "2.5"}, 0.5, 8.0, rng) == 2.5
+    assert retry_delay(3, {"retry-after-ms": "250"}, 0.5, 8.0, rng) == 0.25
+    assert retry_delay(0, {"retry-after": str(MAX_RETRY_AFTER_S + 1)}, 0.5, 8.0, rng) is None  # give up instead
+    waits = [retry_delay(n, {"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}, 0.5, 8.0, rng) for n in range(6)]
+    for n, w in enumerate(waits):  # an HTTP date falls back to capped exponential backoff with jitter
+        cap = min(8.0, 0.5 * 2 ** n)
+        assert cap / 2 <= w <= cap
+    assert len({round(retry_delay(1, None, 1.0, 8.0, rng), 6) for _ in range(20)}) > 1  # not lockstep
