@@ -239,12 +239,31 @@ class JudgeSpec:
 
     judge: str = _help("judge URI: embed:minilm (offline default), openai:<model> (OPENAI_BASE_URL), hf:<path>",
                        default="embed:minilm")
+    # A hanging endpoint costs timeout x (retries + 1) per item, so both are settable.
+    judge_timeout: float = _help("seconds one API judge request may take before it is retried (openai: only)",
+                                 default=60.0)
+    judge_retries: int = _help("retries of a failed API judge request (429, 5xx, timeouts; openai: only)", default=3)
+    judge_concurrency: int = _help("API judge requests in flight at once (openai: only)", default=8)
 
     def __post_init__(self):
         provider = self.judge.split(":", 1)[0] if ":" in self.judge else ""
         allowed = ("embed", "openai", "hf")
         if provider not in allowed or not self.judge.split(":", 1)[1]:
             raise ConfigError(f"judge={self.judge!r}; allowed: embed:minilm, openai:<model>, hf:<path>")
+        number = (int, float)
+        if isinstance(self.judge_timeout, bool) or not isinstance(self.judge_timeout, number) \
+                or not math.isfinite(self.judge_timeout) or self.judge_timeout <= 0:
+            raise ConfigError(f"judge_timeout={self.judge_timeout!r}; allowed: seconds > 0")
+        if isinstance(self.judge_retries, bool) or not isinstance(self.judge_retries, int) or self.judge_retries < 0:
+            raise ConfigError(f"judge_retries={self.judge_retries!r}; allowed: an integer >= 0")
+        if isinstance(self.judge_concurrency, bool) or not isinstance(self.judge_concurrency, int) \
+                or self.judge_concurrency < 1:
+            raise ConfigError(f"judge_concurrency={self.judge_concurrency!r}; allowed: an integer >= 1")
+
+    def options(self) -> dict:
+        """The keywords :func:`emd.judges.get_judge` takes for these settings."""
+        return {"timeout": float(self.judge_timeout), "retries": self.judge_retries,
+                "concurrency": self.judge_concurrency}
 
 
 @dataclass(frozen=True)

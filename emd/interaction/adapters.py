@@ -100,9 +100,9 @@ def torch_cat(tensors, dim: int):
 
 
 def merge_adapter(chat_model, adapter_dir: str | Path) -> None:
-    """Merge ``adapter_dir`` into ``chat_model``'s base weights in place (the caller reloads later)."""
-    from peft import PeftModel
+    """Merge ``adapter_dir`` into ``chat_model``'s base weights in place (the caller reloads later).
 
-    peft_model = PeftModel.from_pretrained(chat_model.model, str(adapter_dir))
-    chat_model.model = peft_model.merge_and_unload()
-    chat_model.model.eval()
+    Goes through :meth:`emd.models.ChatModel.merge_adapter`, which records the merge, so
+    ``chat_model.clean`` is False until the base is reloaded.
+    """
+    chat_model.merge_adapter(adapter_dir)

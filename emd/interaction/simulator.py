@@ -11,8 +11,9 @@ conversations:
 ``scripted`` rates with :class:`emd.interaction.rating.RatingRule` and composes user turns from the
 scenario and persona (:func:`emd.interaction.personas.follow_up`): deterministic, no network.
 
-``openai:<model>`` asks any OpenAI-compatible chat-completions server (``$OPENAI_BASE_URL``; key from
-``$OPENAI_API_KEY`` only, never logged) to write the persona's background and opening, to play the
+``openai:<model>`` asks any OpenAI-compatible chat-completions server (:mod:`emd.openai_client`:
+``$OPENAI_BASE_URL``; key from ``$OPENAI_API_KEY`` only, never logged; refuses to start with neither
+set; :func:`preflight` checks the endpoint answers) to write the persona's background and opening, to play the
 user from persona and private thoughts, and to rate each assistant turn 1-10 by how well it serves
 those wishes. A rating answer without a number 1-10 is ``unrated`` (its raw text is kept); a request
 that fails after retries is ``error``. Either way the turn has no rating: the trajectory is recorded,
@@ -21,15 +22,12 @@ excluded from selection, counted and logged (:mod:`emd.interaction.selection`).
 
 from __future__ import annotations
 
-import os
 import re
-import threading
-import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from typing import Callable, Protocol, Sequence
 
 from ..errors import ConfigError
+from ..openai_client import CHECK_TIMEOUT_S, OpenAIClient
 from .personas import ConversationSpec, follow_up
 from .rating import RatingRule
 
@@ -146,67 +144,52 @@ class OpenAISimulator:
     """The user played by an OpenAI-compatible chat model (see the module docstring)."""
 
     def __init__(self, model: str, base_url: str | None = None, timeout: float = 60.0, max_retries: int = 3,
-                 base_delay: float = 0.5, max_concurrency: int = 8, temperature: float = 0.7, max_tokens: int = 120):
+                 base_delay: float = 0.5, max_delay: float = 8.0, max_concurrency: int = 8, temperature: float = 0.7,
+                 max_tokens: int = 120):
         if not model:
             raise ConfigError("simulator openai:<model> names no model; allowed: scripted, openai:<model>")
-        if max_retries < 0 or max_concurrency < 1 or timeout <= 0:
-            raise ConfigError("openai simulator: max_retries >= 0, max_concurrency >= 1 and timeout > 0 required")
-        import openai
-
-        self._openai = openai
         self.model = model
         self.id = f"openai:{model}"
         self.version = f"openai-sim-1/{model}/t{temperature}"
-        self.base_url = base_url or os.environ.get("OPENAI_BASE_URL") or None
-        self.max_retries, self.base_delay = int(max_retries), float(base_delay)
-        self.max_concurrency, self.temperature = int(max_concurrency), float(temperature)
+        self.temperature = float(temperature)
         self.max_tokens = int(max_tokens)
-        self.calls = 0
-        self.failures = 0
-        self._lock = threading.Lock()
-        self._client = openai.OpenAI(api_key=os.environ.get("OPENAI_API_KEY") or "EMPTY", base_url=self.base_url,
-                                     timeout=timeout, max_retries=0)
+        self._client = OpenAIClient(model, base_url=base_url, timeout=timeout, max_retries=max_retries,
+                                    base_delay=base_delay, max_delay=max_delay, max_concurrency=max_concurrency,
+                                    what=f"simulator {self.id}")
+        self.base_url = self._client.base_url
+
+    @property
+    def calls(self) -> int:
+        """HTTP requests sent, retries included."""
+        return self._client.stats.calls
+
+    @property
+    def failures(self) -> int:
+        """Requests that ended without an answer."""
+        return self._client.stats.failures
+
+    @property
+    def stats(self):
+        """The client's counters (calls, retries, failures, latency_s)."""
+        return self._client.stats
 
     def __repr__(self) -> str:  # never show the client (it holds the key)
         return f"OpenAISimulator(model={self.model!r}, base_url={self.base_url!r})"
 
+    def check(self, timeout: float = CHECK_TIMEOUT_S) -> None:
+        """Start-up check: the endpoint answers (JudgeError naming the URL otherwise)."""
+        self._client.check(timeout)
+
     def _complete(self, system: str, user: str, temperature: float, seed: int) -> tuple[str | None, str]:
         """(text, detail): text None after the retries ran out or on a non-retryable error."""
-        o = self._openai
-        last = ""
-        for attempt in range(self.max_retries + 1):
-            if attempt:
-                time.sleep(self.base_delay * 2 ** (attempt - 1))
-            with self._lock:
-                self.calls += 1
-            try:
-                resp = self._client.chat.completions.create(
-                    model=self.model, temperature=temperature, max_tokens=self.max_tokens, seed=seed,
-                    messages=[{"role": "system", "content": system}, {"role": "user", "content": user}])
-            except (o.RateLimitError, o.APITimeoutError, o.APIConnectionError, o.InternalServerError) as e:
-                last = f"{type(e).__name__}"
-                continue
-            except o.APIStatusError as e:
-                last = f"HTTP {e.status_code}"
-                if e.status_code == 429 or e.status_code >= 500:
-                    continue
-                break
-            except o.APIError as e:
-                last = type(e).__name__
-                continue
-            choices = getattr(resp, "choices", None) or []
-            if choices and choices[0].message.content is not None:
-                return choices[0].message.content.strip(), ""
-            last = "response without text"
-        with self._lock:
-            self.failures += 1
-        return None, f"simulator request failed: {last}"
+        c = self._client.complete([{"role": "system", "content": system}, {"role": "user", "content": user}],
+                                  temperature=temperature, max_tokens=self.max_tokens, seed=seed)
+        if c.status == "ok":
+            return c.text.strip(), ""
+        return None, f"simulator request failed: {c.detail or c.status}"
 
     def _map(self, fn: Callable, items: Sequence) -> list:
-        if len(items) <= 1 or self.max_concurrency == 1:
-            return [fn(x) for x in items]
-        with ThreadPoolExecutor(max_workers=min(self.max_concurrency, len(items))) as pool:
-            return list(pool.map(fn, items))
+        return self._client.map(fn, items)
 
     @staticmethod
     def _system(spec: ConversationSpec) -> str:
@@ -253,19 +236,44 @@ class OpenAISimulator:
 
     def close(self) -> None:
         """Close the HTTP client."""
-        try:
-            self._client.close()
-        except Exception:  # pragma: no cover - best effort
-            pass
+        self._client.close()
 
 
 SIMULATORS = ("scripted", "openai:<model>")
+
+
+def _openai_model(uri: str) -> str | None:
+    if isinstance(uri, str) and uri.startswith("openai:") and uri.split(":", 1)[1].strip():
+        return uri.split(":", 1)[1].strip()
+    return None
 
 
 def get_simulator(uri: str, rule: RatingRule | None = None, **kw) -> UserSimulator:
     """``scripted`` or ``openai:<model>`` -> a simulator; anything else raises ConfigError."""
     if uri == "scripted":
         return ScriptedSimulator(rule)
-    if isinstance(uri, str) and uri.startswith("openai:") and uri.split(":", 1)[1].strip():
-        return OpenAISimulator(uri.split(":", 1)[1].strip(), **kw)
+    model = _openai_model(uri)
+    if model:
+        try:
+            return OpenAISimulator(model, **kw)
+        except TypeError as e:
+            raise ConfigError(f"simulator {uri!r}: bad option: {e}") from e
     raise ConfigError(f"simulator={uri!r}; allowed: {', '.join(SIMULATORS)}")
+
+
+def preflight(uri: str, timeout: float = CHECK_TIMEOUT_S, base_url: str | None = None) -> None:
+    """Start-up check of a simulator URI, run before any model loads.
+
+    ``scripted`` needs nothing. ``openai:<model>`` needs ``$OPENAI_BASE_URL`` or ``$OPENAI_API_KEY``
+    (ConfigError naming both) and an endpoint that answers one cheap request (JudgeError naming the URL).
+    """
+    if uri == "scripted":
+        return
+    model = _openai_model(uri)
+    if not model:
+        raise ConfigError(f"simulator={uri!r}; allowed: {', '.join(SIMULATORS)}")
+    sim = OpenAISimulator(model, base_url=base_url, timeout=timeout, max_retries=0)
+    try:
+        sim.check(timeout)
+    finally:
+        sim.close()

@@ -98,10 +98,32 @@ class Judge(Protocol):
 
 @dataclass
 class JudgeStats:
-    """Counters a judge keeps so callers can log cache hits and real calls."""
+    """Counters a judge keeps so callers can log cache hits, real calls, failures and latency.
+
+    ``latency_s`` and ``failures`` are what entries log as ``judge/latency_s`` and ``judge/failures``.
+    """
 
     calls: int = 0  # backend calls actually made (0 on a fully cached rerun)
     cache_hits: int = 0
     retries: int = 0
-    failures: int = 0
+    failures: int = 0  # calls that ended without a verdict (retries exhausted, non-retryable errors)
+    # Seconds the backend spent answering: summed per request for API judges (each request with its
+    # retries and waits), wall time of the batched calls for local judges.
+    latency_s: float = 0.0
     by_state: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def mean_latency_s(self) -> float:
+        """Mean seconds per answered query (0 when nothing was sent)."""
+        return self.latency_s / self.calls if self.calls else 0.0
+
+    def metrics(self) -> dict[str, float]:
+        """The ``judge/*`` run metrics of these counters (``judge/latency_s`` is the per-query mean)."""
+        return {"judge/calls": float(self.calls), "judge/cache_hits": float(self.cache_hits),
+                "judge/failures": float(self.failures), "judge/latency_s": round(self.mean_latency_s, 4)}
+
+    def reset(self) -> None:
+        """Zero every counter in place (the object may be shared with a client that updates it)."""
+        self.calls = self.cache_hits = self.retries = self.failures = 0
+        self.latency_s = 0.0
+        self.by_state = {}

@@ -120,6 +120,9 @@ class CachedJudge:
         self._calls = 0
         self._hits = 0
         self._by_state: dict[str, int] = {}
+        self._wall = 0.0  # seconds inside backend calls, for backends that do not time their requests
+        inner = getattr(backend, "stats", None)
+        self._reports_latency = bool(getattr(backend, "reports_latency", False)) and inner is not None
 
     @property
     def params(self) -> dict:
@@ -133,6 +136,7 @@ class CachedJudge:
         with self._lock:
             return JudgeStats(calls=self._calls, cache_hits=self._hits,
                               retries=getattr(inner, "retries", 0), failures=getattr(inner, "failures", 0),
+                              latency_s=float(inner.latency_s) if self._reports_latency else self._wall,
                               by_state=dict(self._by_state))
 
     def reset_stats(self) -> None:
@@ -140,9 +144,10 @@ class CachedJudge:
         with self._lock:
             self._calls = self._hits = 0
             self._by_state = {}
+            self._wall = 0.0
         inner = getattr(self.backend, "stats", None)
         if isinstance(inner, JudgeStats):
-            inner.retries = inner.failures = inner.calls = 0
+            inner.reset()
 
     def judge_propositions(self, queries: Sequence[PropositionQuery]) -> list[Verdict]:
         """Label each response A/B/C/D (cached)."""
@@ -173,7 +178,10 @@ class CachedJudge:
                 todo[k] = q
         fresh: dict[str, Verdict] = {}
         if todo:
+            t0 = time.perf_counter()
             answers = fn(list(todo.values()))
+            with self._lock:
+                self._wall += time.perf_counter() - t0
             if len(answers) != len(todo):
                 raise JudgeError(f"{self.id} returned {len(answers)} verdicts for {len(todo)} {kind} queries")
             fresh = dict(zip(todo.keys(), answers))

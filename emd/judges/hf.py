@@ -51,6 +51,28 @@ class HFJudge:
         self._tok = None
         self._lock = threading.Lock()
 
+    def check(self) -> None:
+        """Start-up check without loading weights: the folder's files, its config and a chat template."""
+        from ..errors import ModelError
+        from ..model_files import read_json_object, validate_model_dir
+
+        try:
+            validate_model_dir(self.path, what=f"judge {self.id}: folder")
+            tok_cfg = self.path / "tokenizer_config.json"
+            has_template = (self.path / "chat_template.jinja").is_file() or (
+                tok_cfg.is_file() and bool(read_json_object(tok_cfg, f"judge {self.id}").get("chat_template")))
+        except ModelError as e:
+            raise JudgeError(str(e)) from None
+        if not has_template:
+            raise ConfigError(f"{self.id} has no chat template (chat_template.jinja or tokenizer_config.json); "
+                              "the hf judge needs a chat (instruct) model")
+        from transformers import AutoConfig
+
+        try:
+            AutoConfig.from_pretrained(str(self.path))
+        except (OSError, ValueError, KeyError) as e:
+            raise JudgeError(f"{self.id}: config.json does not load: {e}") from None
+
     @property
     def cache_params(self) -> dict:
         """What changes verdicts besides the path: threshold, decoding, templates."""

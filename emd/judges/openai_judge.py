@@ -1,26 +1,23 @@
 """``openai:<model>``: any OpenAI-compatible chat-completions server as the judge.
 
-The base URL comes from ``base_url=`` or ``$OPENAI_BASE_URL`` (the official API when neither is
-set); the key comes from ``$OPENAI_API_KEY`` only ("EMPTY" when unset, which local servers such as
-vLLM accept). The key is never logged, stored, put in a verdict or part of a cache key.
+Transport, configuration and retries are :mod:`emd.openai_client`: the base URL comes from
+``base_url=`` or ``$OPENAI_BASE_URL``, the key from ``$OPENAI_API_KEY`` only (never logged, stored,
+put in a verdict or part of a cache key); with neither variable set the judge refuses to start.
+``timeout``, ``max_retries`` and ``max_concurrency`` are the config keys ``judge_timeout``,
+``judge_retries`` and ``judge_concurrency`` (:class:`emd.config.JudgeSpec`).
 
 Prompts are the YAML templates of ``evaluation/judge_prompts/``; temperature 0. Answers are parsed
 strictly (:mod:`emd.judges.parsing`): an unclear answer is ``unparsed`` with its raw text, a judge
-that declines is ``refused``. 429, 5xx, timeouts and connection errors are retried with exponential
-backoff (``base_delay * 2**attempt``, capped at ``max_delay``); when retries run out the verdict is
-``error``. Other 4xx (bad model name, bad key) fail at once as ``error``. Queries run concurrently
-on a thread pool of ``max_concurrency`` workers.
+that declines is ``refused``, a request that fails after the retries (or a non-retryable 4xx such as
+an unknown model) is ``error``.
 """
 
 from __future__ import annotations
 
-import os
-import threading
-import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Sequence
 
 from ..errors import ConfigError
+from ..openai_client import CHECK_TIMEOUT_S, OpenAIClient
 from .base import ConsistencyQuery, JudgeStats, NumericQuery, PropositionQuery, Verdict
 from .parsing import looks_like_refusal, parse_bounds, parse_choice
 from .prompts import (load_templates, render_consistency, render_numeric, render_proposition,
@@ -33,33 +30,23 @@ YES_NO = ("yes", "no")
 class OpenAIJudge:
     """Judge through an OpenAI-compatible ``/v1/chat/completions`` endpoint."""
 
+    reports_latency = True  # stats.latency_s sums each request's seconds (see JudgeStats)
+
     def __init__(self, model: str, base_url: str | None = None, timeout: float = 60.0,
-                 max_retries: int = 5, base_delay: float = 1.0, max_delay: float = 30.0,
+                 max_retries: int = 3, base_delay: float = 0.5, max_delay: float = 8.0,
                  max_concurrency: int = 8, max_tokens: int = 32, prompts_dir: str | None = None):
         if not model:
             raise ConfigError("openai judge needs a model name: openai:<model>")
-        if max_retries < 0 or max_concurrency < 1 or timeout <= 0 or base_delay < 0:
-            raise ConfigError(f"openai judge: max_retries must be >= 0 (got {max_retries}), max_concurrency >= 1 "
-                              f"(got {max_concurrency}), timeout > 0 (got {timeout}), base_delay >= 0 (got {base_delay})")
-        import openai
-
-        self._openai = openai
         self.model = model
         self.id = f"openai:{model}"
         self.templates = load_templates(prompts_dir)
         self.version = templates_version(self.templates)
-        self.base_url = base_url or os.environ.get("OPENAI_BASE_URL") or None
-        self.timeout = float(timeout)
-        self.max_retries = int(max_retries)
-        self.base_delay = float(base_delay)
-        self.max_delay = float(max_delay)
-        self.max_concurrency = int(max_concurrency)
         self.max_tokens = int(max_tokens)
         self.stats = JudgeStats()
-        self._lock = threading.Lock()
-        # Retries are ours (so they are counted and the delays configurable): the client's are off.
-        self._client = openai.OpenAI(api_key=os.environ.get("OPENAI_API_KEY") or "EMPTY", base_url=self.base_url,
-                                     timeout=self.timeout, max_retries=0)
+        self._client = OpenAIClient(model, base_url=base_url, timeout=timeout, max_retries=max_retries,
+                                    base_delay=base_delay, max_delay=max_delay, max_concurrency=max_concurrency,
+                                    what=f"judge {self.id}", stats=self.stats)
+        self.base_url = self._client.base_url
 
     @property
     def cache_params(self) -> dict:
@@ -69,65 +56,23 @@ class OpenAIJudge:
     def __repr__(self) -> str:  # never show the client (it holds the key)
         return f"OpenAIJudge(model={self.model!r}, base_url={self.base_url!r})"
 
-    def _count(self, **kw: int) -> None:
-        with self._lock:
-            for k, v in kw.items():
-                setattr(self.stats, k, getattr(self.stats, k) + v)
-
-    def _scrub(self, text: str) -> str:
-        key = os.environ.get("OPENAI_API_KEY")
-        return text.replace(key, "***") if key else text
-
-    def _complete(self, messages: list[dict]) -> tuple[str, str, str]:
-        """(status, text, detail): status "ok" / "refused" / "error" after retries."""
-        o = self._openai
-        last = ""
-        for attempt in range(self.max_retries + 1):
-            if attempt:
-                self._count(retries=1)
-                time.sleep(min(self.max_delay, self.base_delay * 2 ** (attempt - 1)))
-            self._count(calls=1)
-            try:
-                resp = self._client.chat.completions.create(model=self.model, messages=messages, temperature=0.0,
-                                                            max_tokens=self.max_tokens)
-            except (o.RateLimitError, o.APITimeoutError, o.APIConnectionError, o.InternalServerError) as e:
-                last = f"{type(e).__name__}: {e}"
-                continue
-            except o.APIStatusError as e:
-                if e.status_code == 429 or e.status_code >= 500:
-                    last = f"HTTP {e.status_code}: {e}"
-                    continue
-                return "error", "", self._scrub(f"HTTP {e.status_code} (not retried): {e}")
-            except o.APIError as e:  # malformed response bodies and the like
-                last = f"{type(e).__name__}: {e}"
-                continue
-            choices = getattr(resp, "choices", None) or []
-            if not choices:
-                last = "response without choices"
-                continue
-            msg = choices[0].message
-            if getattr(msg, "refusal", None) or choices[0].finish_reason == "content_filter":
-                return "refused", (msg.content or msg.refusal or ""), "the judge model refused"
-            return "ok", msg.content or "", ""
-        return "error", "", self._scrub(f"gave up after {self.max_retries + 1} attempts; last: {last}")[:500]
+    def check(self, timeout: float = CHECK_TIMEOUT_S) -> None:
+        """Start-up check: the endpoint answers (JudgeError naming the URL otherwise)."""
+        self._client.check(timeout)
 
     def _verdict(self, messages: list[dict], parse: Callable[[str], Verdict]) -> Verdict:
-        status, text, detail = self._complete(messages)
-        if status == "error":
-            self._count(failures=1)
-            return Verdict("error", detail=detail)
-        if status == "refused":
-            return Verdict("refused", raw=text, detail=detail)
-        v = parse(text)
-        if v.state == "unparsed" and looks_like_refusal(text):
-            return Verdict("refused", raw=text, detail="the judge model declined")
+        c = self._client.complete(messages, temperature=0.0, max_tokens=self.max_tokens)
+        if c.status == "error":
+            return Verdict("error", detail=c.detail)
+        if c.status == "refused":
+            return Verdict("refused", raw=c.text, detail="the judge model refused")
+        v = parse(c.text)
+        if v.state == "unparsed" and looks_like_refusal(c.text):
+            return Verdict("refused", raw=c.text, detail="the judge model declined")
         return v
 
     def _map(self, fn, items: Sequence) -> list[Verdict]:
-        if len(items) <= 1 or self.max_concurrency == 1:
-            return [fn(x) for x in items]
-        with ThreadPoolExecutor(max_workers=min(self.max_concurrency, len(items))) as pool:
-            return list(pool.map(fn, items))
+        return self._client.map(fn, items)
 
     @staticmethod
     def _parse_choice(labels: tuple[str, ...]) -> Callable[[str], Verdict]:
@@ -162,7 +107,4 @@ class OpenAIJudge:
 
     def close(self) -> None:
         """Close the HTTP client."""
-        try:
-            self._client.close()
-        except Exception:  # pragma: no cover - closing is best effort
-            pass
+        self._client.close()
