@@ -32,11 +32,13 @@ def resolve_adapter(tracker, adapter: str, dst: str | Path) -> str | None:
     if not (Path(path) / "adapter_config.json").is_file():
         raise ConfigError(f"adapter={adapter!r}: no adapter_config.json there; allowed: an adapter folder, "
                           "runs:/<run_id>/adapter, models:/<name>/<version> or models:/<name>@<alias>")
-    from . import models
+    from .errors import ModelError
+    from .models import validate_adapter_dir
 
-    check = getattr(models, "validate_adapter_dir", None)
-    if check is not None:
-        check(path)
+    try:
+        validate_adapter_dir(path)
+    except ModelError as e:
+        raise ConfigError(f"adapter={adapter!r}: {e}") from e
     return path
 
 

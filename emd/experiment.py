@@ -443,13 +443,12 @@ def judge_failure_problems(metrics: dict[str, float], eval_spec) -> list[str]:
 
 
 def _make_judge(judge_spec):
-    """The judge of a run, checked (configuration and reachability) before any model loads."""
+    """The judge of a run (timeout, retries, concurrency from its spec), checked (configuration and
+    reachability) before any model loads."""
     from . import judges
 
-    judge = judges.get_judge(judge_spec.judge)
-    check = getattr(judges, "preflight", None)
-    if check is not None:
-        check(judge)
+    judge = judges.get_judge(judge_spec)
+    judges.preflight(judge)
     return judge
 
 

@@ -7,7 +7,6 @@ content hash (see :mod:`emd.references`) and reused by later runs instead of rec
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import tempfile
@@ -63,29 +62,12 @@ def eval_content(eval_spec: EvalSpec, judge_spec: JudgeSpec, seed: int) -> dict[
             "items": item_versions(eval_spec), "seed": seed}
 
 
-@contextlib.contextmanager
-def adapter_applied(chat_model, adapter_dir: str | Path | None):
-    """Temporarily put a LoRA adapter on the (clean) base model of ``chat_model``."""
-    if adapter_dir is None:
-        yield chat_model
-        return
-    from peft import PeftModel
-
-    base = chat_model.model
-    chat_model.model = PeftModel.from_pretrained(base, str(adapter_dir))
-    chat_model.model.eval()
-    try:
-        yield chat_model
-    finally:
-        chat_model.model = chat_model.model.unload()
-
-
 def evaluate_arm(chat_model, name: str, eval_spec: EvalSpec, judge, seed: int,
                  adapter_dir: str | Path | None = None, log: Callable[[str], None] = print) -> Arm:
     """Evaluate the base model (+ optional adapter) on every configured benchmark."""
     from .eval.runner import evaluate
 
-    with adapter_applied(chat_model, adapter_dir):
+    with chat_model.adapter(adapter_dir):
         out = evaluate(chat_model, eval_spec, judge, seed=seed, label=name, log=log)
     return Arm(name=name, metrics=out.metrics, tables=out.tables, item_scores=out.item_scores,
                adapter_dir=str(adapter_dir) if adapter_dir else None)

@@ -158,11 +158,7 @@ def _finish(trainer, chat_model, output_dir: Path, out, tokens: int, seconds: fl
     (adapter_dir / "emd_train.json").write_text(json.dumps({"steps": steps, "train_loss": out.training_loss,
                                                             "losses": losses}))
     # Give the caller back a clean base model: later evaluations load the adapter explicitly.
-    model = trainer.model
-    if hasattr(model, "unload"):
-        chat_model.model = model.unload()
-    else:  # pragma: no cover
-        chat_model.model = model
+    chat_model.release_trained(trainer.model)
     return TrainResult(adapter_dir=adapter_dir, steps=steps, train_loss=float(out.training_loss), tokens=tokens,
                        seconds=seconds, losses=losses)
 

@@ -83,6 +83,8 @@ def evaluate(chat_model, spec: EvalSpec, judge, seed: int = 0, label: str = "mod
         spec = resolve(spec, chat_model.uri)
     out = EvalOut()
     names = spec.benchmark_list
+    if judge is not None and hasattr(judge, "reset_stats"):
+        judge.reset_stats()  # judge/* metrics count this arm's calls only
     mask_rows = None
     t0 = time.perf_counter()
     if "mask" in names or "logprob" in names:
@@ -136,8 +138,6 @@ def evaluate(chat_model, spec: EvalSpec, judge, seed: int = 0, label: str = "mod
                              batch_size=spec.cap_batch_size, unsafe_code_eval=spec.unsafe_code_eval)
         out.metrics.update(cap.metrics)
     if judge is not None and getattr(judge, "stats", None) is not None:
-        st = judge.stats
-        out.metrics["judge/calls"] = float(st.calls)
-        out.metrics["judge/cache_hits"] = float(st.cache_hits)
+        out.metrics.update(judge.stats.metrics())
     out.metrics["eval/seconds"] = time.perf_counter() - t0
     return out

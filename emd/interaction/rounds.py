@@ -116,7 +116,7 @@ def collect_cached(chat, specs, population: dict, spec, simulator, rule, adapter
         meta.write_text(json.dumps({"population": population, "adapter": adapter, "label": label}, indent=2))
     t0 = time.perf_counter()
     log(f"{label}: collecting {len(specs)} conversations x {spec.turns} turns ({folder.name})")
-    with pipeline.adapter_applied(chat, adapter_dir):
+    with chat.adapter(adapter_dir):
         trajs = collect(chat, specs, simulator, turns=spec.turns, temperature=spec.temperature,
                         reply_tokens=spec.reply_tokens, seed=int(key[:8], 16),
                         store=TrajectoryStore(folder / "trajectories.jsonl"), rule=rule,

@@ -66,9 +66,10 @@ def main(cfg: InteractionConfig, log: Callable[[str], None] = print,
     from .plots import grid_figure, rounds_figure
     from .rating import RatingRule
     from .scenarios import load_scenarios, scenarios_digest, scenarios_version
-    from .simulator import get_simulator
+    from .simulator import get_simulator, preflight
 
     spec = cfg.interaction
+    preflight(spec.simulator)
     ratios, methods = _grid(spec)  # ascending ratios: the ratio-0 control is trained before the others
     with RunContext("interaction", cfg, log=log) as ctx:
         rule = RatingRule()
