@@ -125,7 +125,7 @@ def test_installed_wheel_runs_evaluate_outside_the_checkout(wheel, tmp_path):
     (run,) = client.search_runs([exp.experiment_id])
     assert run.info.status == "FINISHED"
     m = run.data.metrics
-    configs = [k.split("/")[1] for k in m if k.startswith("mask/") and k.endswith("/honesty")]
+    configs = [k.split("/")[1] for k in m if k.startswith("mask/") and k.endswith("/honesty") and k.count("/") == 2]
     assert configs, sorted(m)
     for config in configs:  # one item per config: scored or counted as a judge failure
         assert m[f"mask/{config}/n_scored"] + m[f"mask/{config}/n_judge_failures"] == 1
