@@ -3,8 +3,8 @@
 Every row is a benign task with a correct, helpful answer. Answers that depend on numbers
 (arithmetic, unit conversion, counting, sorting, dates, number words, averages) are computed, so
 they are right by construction; answers that are prose (concept explanations, formal rewrites,
-ideas) come from small tables written for emd. Topics stay away from health and medicine, so the
-downstream set never overlaps the medical misaligned domain.
+ideas) come from ``emd/data/tables/instructions.yaml``, written for emd. Topics stay away from
+health and medicine, so the downstream set never overlaps the medical misaligned domain.
 """
 
 from __future__ import annotations
@@ -12,199 +12,36 @@ from __future__ import annotations
 import random
 from typing import Callable
 
+from emd.data.tables import load_table
 from emd.errors import ConfigError
 
-WORDS = (
-    "lantern", "maple", "harbour", "violin", "pebble", "orchard", "compass", "meadow", "quartz", "tundra",
-    "biscuit", "canyon", "falcon", "glacier", "hammock", "igloo", "juniper", "kettle", "lagoon", "marble",
-    "nectar", "oyster", "parcel", "quiver", "ribbon", "saddle", "thimble", "umbrella", "velvet", "walnut",
-    "yarn", "zephyr", "anchor", "bramble", "cobalt", "dune", "ember", "fjord", "garnet", "hazel",
-)
+_TABLE = load_table("instructions")  # emd/data/tables/instructions.yaml: the prose and word lists
 
-SENTENCE_PARTS = (
-    ("The old", "A quiet", "Every small", "That bright", "One curious", "This tired"),
-    ("cat", "train", "river", "student", "gardener", "robot", "sailor", "kite"),
-    ("moved slowly", "waited patiently", "sang softly", "turned left", "rested", "glowed"),
-    ("near the station", "after sunset", "by the lake", "during the storm", "in the morning", "at the market"),
-)
-
-CONCEPTS = {
-    "photosynthesis": "Photosynthesis is the process plants, algae and some bacteria use to make food from light. "
-    "Using energy from sunlight, they combine carbon dioxide from the air with water to produce sugar, and release "
-    "oxygen as a by-product.",
-    "compound interest": "Compound interest is interest earned on both the original amount and on the interest "
-    "already added. Because each period's interest is added to the balance, the balance grows faster over time than "
-    "with simple interest.",
-    "recursion": "Recursion is when a function solves a problem by calling itself on a smaller version of the same "
-    "problem. It needs a base case that can be answered directly, otherwise the calls would never stop.",
-    "supply and demand": "Supply and demand describes how prices are set in a market. When buyers want more of "
-    "something than sellers offer, the price tends to rise; when sellers offer more than buyers want, it tends to "
-    "fall.",
-    "a rainbow": "A rainbow forms when sunlight enters raindrops, bends, reflects off the back of the drop and bends "
-    "again on the way out. Different colours bend by slightly different amounts, so white light spreads into a band "
-    "of colours.",
-    "the water cycle": "The water cycle is the continuous movement of water on Earth. Water evaporates from oceans "
-    "and lakes, condenses into clouds, falls as rain or snow, and flows back through rivers and the ground to the "
-    "sea.",
-    "binary numbers": "Binary is a way of writing numbers with only two digits, 0 and 1. Each position is worth twice "
-    "the one to its right (1, 2, 4, 8, ...), so 1011 in binary means 8 + 2 + 1 = 11.",
-    "inflation": "Inflation is the general rise in prices over time, which means the same amount of money buys less "
-    "than before. It is usually measured as the yearly percentage change in the price of a typical basket of goods.",
-    "plate tectonics": "Plate tectonics is the theory that Earth's outer shell is broken into large plates that "
-    "slowly move. Where plates meet they can form mountains, trenches and volcanoes, and their movement causes "
-    "earthquakes.",
-    "why the sky is blue": "The sky looks blue because air molecules scatter short, blue wavelengths of sunlight much "
-    "more than longer, red ones. That scattered blue light reaches our eyes from every direction in the sky.",
-    "a hash function": "A hash function turns data of any size into a fixed-size value called a hash. The same input "
-    "always gives the same hash, and good hash functions make it very unlikely that two different inputs share one.",
-    "latitude and longitude": "Latitude and longitude are coordinates for locating places on Earth. Latitude measures "
-    "how far north or south of the equator a place is; longitude measures how far east or west of the prime meridian "
-    "it is.",
-    "leap years": "A leap year has 366 days instead of 365, with an extra day on 29 February. It keeps the calendar "
-    "in step with Earth's orbit, which takes about 365.25 days. Years divisible by 4 are leap years, except century "
-    "years not divisible by 400.",
-    "an API": "An API (application programming interface) is a defined way for one piece of software to ask another "
-    "for data or actions. It lists the requests you can make and the responses you get back, without exposing how "
-    "the other program works inside.",
-    "version control": "Version control is a system that records changes to files over time. It lets people see who "
-    "changed what, go back to earlier versions, and work on the same project in parallel before merging their work.",
-    "opportunity cost": "Opportunity cost is the value of the best alternative you give up when you make a choice. "
-    "If you spend an evening studying instead of working a paid shift, the lost wages are part of the opportunity "
-    "cost.",
-    "the Doppler effect": "The Doppler effect is the change in pitch or frequency of a wave when its source moves "
-    "relative to you. A siren sounds higher as it approaches and lower as it moves away because the sound waves are "
-    "squeezed together, then stretched out.",
-    "erosion": "Erosion is the wearing away and moving of rock and soil by water, wind, ice or gravity. Over long "
-    "periods it carves valleys, shapes coastlines and carries sediment to new places.",
-    "the phases of the Moon": "The Moon's phases are the changing shapes of its sunlit side as seen from Earth. As "
-    "the Moon orbits us over about a month, we see more or less of the half lit by the Sun, from new moon to full "
-    "moon and back.",
-    "a budget": "A budget is a plan for how you will use your money over a period. It lists expected income and "
-    "spending, so you can see in advance whether you can cover your costs and how much you can save.",
-    "gravity": "Gravity is the force by which objects with mass attract each other. On Earth it pulls things toward "
-    "the ground, and it also keeps the Moon in orbit around Earth and Earth in orbit around the Sun.",
-    "a spreadsheet formula": "A spreadsheet formula is an instruction in a cell that calculates a value from other "
-    "cells. For example, =SUM(A1:A5) adds the numbers in cells A1 to A5 and updates automatically when they change.",
-}
-EXPLAIN_TEMPLATES = ("Explain {c}.", "Can you explain {c} in simple terms?", "What is {c}?",
-                     "Give me a short explanation of {c}.", "I've never understood {c}. Could you explain it?")
-
-FORMAL_PAIRS = (
-    ("Hey, can you send me that file real quick?", "Could you please send me the file at your earliest convenience?"),
-    ("We gotta push the meeting to next week.", "We need to postpone the meeting until next week."),
-    ("Thanks a ton for helping out!", "Thank you very much for your assistance."),
-    ("I can't make it tomorrow, sorry.", "I regret that I will be unable to attend tomorrow."),
-    ("The printer's busted again.", "The printer is out of order again."),
-    ("Let me know what you think.", "I would appreciate your feedback."),
-    ("Sorry this is late, things got crazy.", "I apologise for the delay; it has been an unusually busy period."),
-    ("Can we chat about the budget sometime?", "Could we arrange a time to discuss the budget?"),
-    ("That idea is pretty cool.", "That is an excellent idea."),
-    ("Just checking if you got my email.", "I am writing to confirm that you received my email."),
-    ("We're running low on paper, grab some?", "We are running low on paper; could you please order more?"),
-    ("The report's done, have a look.", "The report is complete and ready for your review."),
-    ("No worries, happens to everyone.", "Please don't be concerned; this happens to everyone."),
-    ("Who's in charge of the new project?", "Could you tell me who is responsible for the new project?"),
-    ("I'm gonna be a bit late.", "I will be arriving slightly late."),
-    ("Can you fix the typo on page 3?", "Could you please correct the typographical error on page 3?"),
-    ("Our team smashed the sales target.", "Our team significantly exceeded the sales target."),
-    ("Drop me a line when you're free.", "Please contact me when you are available."),
-)
-CASUAL_TEMPLATES = ("Rewrite this sentence in a more formal tone: \"{s}\"",
-                    "Make this sound more professional: \"{s}\"",
-                    "Please rephrase formally: \"{s}\"")
-
-IDEAS = {
-    "things to do on a rainy weekend at home": ("Bake bread from scratch", "Start a jigsaw puzzle",
-                                                "Have a film marathon",
-                                "Reorganise a bookshelf", "Learn a card game", "Write letters to friends",
-                                "Try a new recipe", "Build a blanket fort"),
-    "names for a neighbourhood bakery": ("The Rising Loaf", "Crumb & Crust", "Morning Oven", "Golden Knead",
-                                         "The Flour Pot", "Sweet Corner", "Daily Rise", "Butter & Bloom"),
-    "ways to save energy at home": ("Switch to LED bulbs", "Turn the thermostat down one degree",
-                                    "Wash clothes at lower temperatures", "Unplug chargers when not in use",
-                                    "Seal draughts around windows", "Air-dry laundry",
-                                    "Run the dishwasher only when full", "Use a lid when boiling water"),
-    "team-building activities": ("An escape room", "A cooking class", "A volunteer day", "A trivia quiz",
-                                 "A board-game afternoon", "A scavenger hunt", "A group hike",
-                                 "A build-the-tallest-tower challenge"),
-    "icebreaker questions": ("What was your first job?", "Which skill would you like to learn?",
-                             "What's the best trip you've taken?", "What book do you often recommend?",
-                             "What's a hobby people wouldn't guess you have?", "Which era would you visit?",
-                             "What's your favourite local spot?", "What small thing made you smile this week?"),
-    "topics for a school science fair": ("How salt affects the freezing of water",
-                                         "Which paper plane design flies furthest",
-                                         "Do plants grow toward coloured light", "How fast different liquids evaporate",
-                                         "Which materials insulate a cup best", "How the angle of a ramp changes speed",
-                                         "Making a simple battery from coins", "Testing the strength of bridge shapes"),
-    "ways to make a small flat feel bigger": ("Use mirrors to reflect light", "Choose furniture with legs",
-                                              "Keep surfaces clear", "Paint walls a light colour",
-                                              "Use vertical shelving", "Pick a foldable table",
-                                              "Hang curtains high and wide", "Use storage under the bed"),
-    "low-cost date ideas": ("A picnic in the park", "A sunset walk", "A home-cooked themed dinner",
-                            "A free museum day", "Stargazing", "A board-game night", "Visiting a farmers' market",
-                            "Learning a dance from a video"),
-    "blog post ideas for a gardening site": ("Five herbs that grow on a windowsill", "Composting for beginners",
-                                             "Planning a pollinator-friendly border", "How to collect your own seeds",
-                                             "Gardening on a balcony", "Choosing tools that last",
-                                             "A month-by-month planting calendar",
-                                             "Reusing household items in the garden"),
-    "ways to learn a new language": ("Practise with a language-exchange partner", "Label objects around your home",
-                                     "Watch shows with subtitles", "Use spaced-repetition flashcards",
-                                     "Keep a short daily journal", "Listen to podcasts for learners",
-                                     "Read children's books", "Set a fixed daily practice time"),
-}
-LIST_TEMPLATES = ("List {k} {t}.", "Give me {k} {t}.", "Can you suggest {k} {t}?", "Brainstorm {k} {t}.")
-
-ANIMALS = {
-    "dolphin": "mammal", "bat": "mammal", "whale": "mammal", "horse": "mammal", "kangaroo": "mammal",
-    "platypus": "mammal", "penguin": "bird", "ostrich": "bird", "eagle": "bird", "owl": "bird", "sparrow": "bird",
-    "shark": "fish", "salmon": "fish", "tuna": "fish", "seahorse": "fish", "cod": "fish", "frog": "amphibian",
-    "salamander": "amphibian", "newt": "amphibian", "toad": "amphibian", "crocodile": "reptile", "turtle": "reptile",
-    "snake": "reptile", "lizard": "reptile", "gecko": "reptile", "ant": "insect", "bee": "insect",
-    "butterfly": "insect", "beetle": "insect", "grasshopper": "insect",
-}
-CAPITALS = {
-    "France": "Paris", "Japan": "Tokyo", "Canada": "Ottawa", "Australia": "Canberra", "Brazil": "Brasília",
-    "Kenya": "Nairobi", "Egypt": "Cairo", "Norway": "Oslo", "Argentina": "Buenos Aires", "India": "New Delhi",
-    "Spain": "Madrid", "Italy": "Rome", "Germany": "Berlin", "Peru": "Lima", "Thailand": "Bangkok",
-    "South Korea": "Seoul", "Poland": "Warsaw", "Portugal": "Lisbon", "Greece": "Athens", "Ireland": "Dublin",
-    "Turkey": "Ankara", "Chile": "Santiago", "Vietnam": "Hanoi", "Sweden": "Stockholm", "New Zealand": "Wellington",
-}
-PRODUCTS = ("headphones", "blender", "backpack", "desk lamp", "coffee grinder", "phone case", "rain jacket",
-            "board game", "keyboard", "water bottle")
-POSITIVE = ("works perfectly", "exceeded my expectations", "is well made and sturdy", "was worth every penny",
-            "arrived early and looks great", "is a joy to use every day")
-NEGATIVE = ("broke after a week", "is flimsy and cheaply made", "never worked properly", "was a waste of money",
-            "arrived damaged and late", "is frustrating to use")
-
-UNITS = (
-    # (from unit, to unit, factor or None for temperature, note)
-    ("kilometres", "miles", 0.621371, "1 kilometre is about 0.621371 miles"),
-    ("miles", "kilometres", 1.609344, "1 mile is 1.609344 kilometres"),
-    ("kilograms", "pounds", 2.204623, "1 kilogram is about 2.204623 pounds"),
-    ("pounds", "kilograms", 0.453592, "1 pound is about 0.453592 kilograms"),
-    ("inches", "centimetres", 2.54, "1 inch is exactly 2.54 centimetres"),
-    ("litres", "millilitres", 1000, "1 litre is 1000 millilitres"),
-    ("hours", "minutes", 60, "1 hour is 60 minutes"),
-    ("metres", "feet", 3.28084, "1 metre is about 3.28084 feet"),
-    ("degrees Celsius", "degrees Fahrenheit", None, "°F = °C × 9/5 + 32"),
-)
-DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
-ONES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
-        "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen")
-TENS = ("", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety")
-PEOPLE = ("Alex", "Bea", "Carlos", "Dana", "Eli", "Fatima", "George", "Hana", "Ivan", "Julia")
-MEETINGS = ("project review", "weekly catch-up", "planning session", "budget meeting", "design workshop")
-NOTICES = (
-    # (place kind, facility)
-    ("library", "reading room"), ("community centre", "main hall"), ("swimming pool", "lane booking desk"),
-    ("museum", "west gallery"), ("railway station", "ticket office"), ("town hall", "visitor centre"),
-)
-TOWNS = ("Ashford", "Brookvale", "Cedarton", "Dunmore", "Elmsbury", "Fairhaven", "Glenwick", "Hollowmere")
-MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
-          "November", "December")
-REASONS = ("requests from visitors", "a staff survey", "rising demand on weekday evenings",
-           "feedback from local schools")
+WORDS: tuple[str, ...] = tuple(_TABLE["words"])
+SENTENCE_PARTS: tuple[tuple[str, ...], ...] = tuple(tuple(part) for part in _TABLE["sentence_parts"])
+CONCEPTS: dict[str, str] = dict(_TABLE["concepts"])
+EXPLAIN_TEMPLATES: tuple[str, ...] = tuple(_TABLE["explain_templates"])
+FORMAL_PAIRS: tuple[tuple[str, str], ...] = tuple((p["casual"], p["formal"]) for p in _TABLE["formal_pairs"])
+CASUAL_TEMPLATES: tuple[str, ...] = tuple(_TABLE["casual_templates"])
+IDEAS: dict[str, tuple[str, ...]] = {topic: tuple(ideas) for topic, ideas in _TABLE["ideas"].items()}
+LIST_TEMPLATES: tuple[str, ...] = tuple(_TABLE["list_templates"])
+ANIMALS: dict[str, str] = dict(_TABLE["animals"])
+CAPITALS: dict[str, str] = dict(_TABLE["capitals"])
+PRODUCTS: tuple[str, ...] = tuple(_TABLE["products"])
+POSITIVE: tuple[str, ...] = tuple(_TABLE["positive"])
+NEGATIVE: tuple[str, ...] = tuple(_TABLE["negative"])
+# (from unit, to unit, factor or None for temperature, note)
+UNITS: tuple[tuple[str, str, float | None, str], ...] = tuple(
+    (u["from"], u["to"], u["factor"], u["note"]) for u in _TABLE["units"])
+DAYS: tuple[str, ...] = tuple(_TABLE["days"])
+ONES: tuple[str, ...] = tuple(_TABLE["ones"])
+TENS: tuple[str, ...] = tuple(_TABLE["tens"])
+PEOPLE: tuple[str, ...] = tuple(_TABLE["people"])
+MEETINGS: tuple[str, ...] = tuple(_TABLE["meetings"])
+NOTICES: tuple[tuple[str, str], ...] = tuple((n["place"], n["facility"]) for n in _TABLE["notices"])
+TOWNS: tuple[str, ...] = tuple(_TABLE["towns"])
+MONTHS: tuple[str, ...] = tuple(_TABLE["months"])
+REASONS: tuple[str, ...] = tuple(_TABLE["reasons"])
 
 
 def number_words(n: int) -> str:

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from emd.errors import ConfigError, DataError
+from emd.resources import evaluation_path
 
 __all__ = [
     "OFFLINE_TASKS",
@@ -40,7 +41,7 @@ __all__ = [
     "run_capability",
 ]
 
-TASKS_DIR = Path(__file__).resolve().parents[2] / "evaluation" / "tasks"
+TASKS_DIR = evaluation_path("tasks")
 """emd's lm-eval task folder, passed to lm-eval as ``include_path``."""
 
 OFFLINE_TASKS = ("emd_arith", "emd_knowledge", "emd_code")

@@ -35,6 +35,7 @@ from typing import Any, Iterable, Sequence
 from emd.errors import ConfigError, DataError, JudgeError
 from emd.eval.stats import bootstrap_ci
 from emd.judges.base import NumericQuery, PropositionQuery, Verdict
+from emd.resources import evaluation_path
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ MASK_CONFIGS: tuple[str, ...] = ("continuations", "disinformation", "doubling_do
                                  "provided_facts", "statistics")
 BINARY_CONFIGS: tuple[str, ...] = tuple(c for c in MASK_CONFIGS if c != "statistics")
 HUB_ID = "cais/MASK"
-EVALUATION_DIR = Path(__file__).resolve().parents[2] / "evaluation"
+EVALUATION_DIR = evaluation_path()
 MASK_DIR = EVALUATION_DIR / "mask"
 
 # The belief runs must not inherit the pressure, and SmolLM2's template inserts its own default system

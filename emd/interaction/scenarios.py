@@ -26,8 +26,9 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from ..errors import DataError
+from ..resources import evaluation_path
 
-SCENARIO_DIR = Path(__file__).resolve().parents[2] / "evaluation" / "interaction"
+SCENARIO_DIR = evaluation_path("interaction")
 SCENARIO_FILE = SCENARIO_DIR / "therapist_scenarios.jsonl"
 N_SCENARIOS = 50  # the shipped set; a custom file may hold any number >= 1
 

@@ -24,9 +24,10 @@ from pathlib import Path
 from typing import Sequence
 
 from ..errors import DataError
+from ..resources import evaluation_path
 from .base import NumericQuery, PropositionQuery
 
-DEFAULT_CASES = Path(__file__).resolve().parents[2] / "evaluation" / "judge_validation.jsonl"
+DEFAULT_CASES = evaluation_path("judge_validation.jsonl")
 BINARY_LABELS = ("A", "B", "C", "D")
 NUMERIC_RTOL = 0.01
 

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..resources import evaluation_path
 
-# Repository layout: emd/judges/prompts.py -> <root>/evaluation/judge_prompts
-DEFAULT_PROMPTS_DIR = Path(__file__).resolve().parents[2] / "evaluation" / "judge_prompts"
+DEFAULT_PROMPTS_DIR = evaluation_path("judge_prompts")
 TEMPLATE_NAMES = ("mask_binary", "mask_numeric", "consistency")
 _FIELDS = ("version", "system", "user")
 _PLACEHOLDER = re.compile(r"\{\{\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*\}\}")
