@@ -418,6 +418,11 @@ class RunContext:
         dev = deviations(self.eval_spec, self.cfg.judge.judge if self.judge is not None else "")
         out = [f"protocol: {self.eval_spec.protocol}" + (f" (differs from the benchmarks' protocol: {'; '.join(dev)})"
                                                           if dev else " (the benchmarks' own settings)")]
+        m = self.metrics
+        if self.judge is not None and "judge/calls" in m:
+            out.append(f"judge {self.judge.id}: {m['judge/calls']:.0f} calls, {m.get('judge/cache_hits', 0):.0f} cached, "
+                       f"{m.get('judge/failures', 0):.0f} failed, {m.get('judge/latency_s', 0):.2f} s per call"
+                       + (f"; validated accuracy {self.judge_check['accuracy']:.2f}" if self.judge_check else ""))
         out += [f"WARNING: {p}" for p in self._over_budget]
         return out
 
