@@ -41,13 +41,32 @@ class ModelSpec:
     model: str = _help("base model URI: embedded:smollm2, hf:<id-or-path>, gguf:<path>, random:<size>",
                        default="embedded:smollm2")
     dtype: str = _help("weights dtype: auto (bf16 on GPU, fp32 on CPU), float32, bfloat16", default="auto")
+    enable_thinking: Optional[bool] = _help("chat-template switch of reasoning models (Qwen3: false = no <think> "
+                                            "block); empty = the template's default", default=None)
+    chat_template_kwargs: str = _help("more chat-template variables as a JSON object, e.g. '{\"tools\": []}'",
+                                      default="")
 
     def __post_init__(self):
         from .models import parse_model_uri
 
         parse_model_uri(self.model)
+        self.template_kwargs  # parses (and so validates) chat_template_kwargs
         if self.dtype not in ("auto", "float32", "bfloat16", "float16"):
             raise ConfigError(f"dtype={self.dtype!r}; allowed: auto, float32, bfloat16, float16")
+
+    @property
+    def template_kwargs(self) -> dict:
+        """The variables passed to every chat-template rendering."""
+        import json
+
+        try:
+            extra = json.loads(self.chat_template_kwargs) if self.chat_template_kwargs.strip() else {}
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"chat_template_kwargs={self.chat_template_kwargs!r} is not JSON ({e}); allowed: a "
+                              "JSON object such as '{\"enable_thinking\": false}'") from e
+        if not isinstance(extra, dict):
+            raise ConfigError(f"chat_template_kwargs={self.chat_template_kwargs!r}; allowed: a JSON object")
+        return {**extra, **({} if self.enable_thinking is None else {"enable_thinking": self.enable_thinking})}
 
 
 @dataclass(frozen=True)

@@ -241,7 +241,8 @@ class RunContext:
             from .models import load_model
 
             self.phase("model")
-            self._chat = load_model(self.cfg.model.model, dtype=self.cfg.model.dtype)
+            self._chat = load_model(self.cfg.model.model, dtype=self.cfg.model.dtype,
+                                    template_kwargs=self.cfg.model.template_kwargs)
             self.tracker.set_tags({"emd.chat_template_hash": self._chat.chat_template_hash,
                                    "emd.n_params": self._chat.info.get("n_params")})
         return self._chat

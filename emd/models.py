@@ -177,6 +177,7 @@ class ChatModel:
     adapter_path: str | None = None  # adapter folder attached on top (attach_adapter), if any
     info: dict = field(default_factory=dict)
     merged: list[str] = field(default_factory=list)  # adapters merged into the base weights, in order
+    template_kwargs: dict = field(default_factory=dict)  # extra chat-template variables (enable_thinking ...)
 
     # -- adapters: the only code that wraps or unwraps ``self.model`` with peft -------------------
 
@@ -254,7 +255,7 @@ class ChatModel:
     def render(self, conversation: Sequence[dict], add_generation_prompt: bool = True) -> str:
         """The chat-templated prompt text of one conversation."""
         return self.tokenizer.apply_chat_template(list(conversation), tokenize=False,
-                                                  add_generation_prompt=add_generation_prompt)
+                                                  add_generation_prompt=add_generation_prompt, **self.template_kwargs)
 
     def generate(self, conversations: Sequence[Sequence[dict]], max_new_tokens: int = 128,
                  temperature: float = 0.0, seed: int = 0, batch_size: int = 16, desc: str | None = None,
@@ -405,8 +406,11 @@ def build_random_model(size: str, dtype=None, seed: int = 0):
 
 
 def load_model(uri: str = "embedded:smollm2", adapter: str | os.PathLike | None = None,
-               dtype: str | None = None, device: str | None = None, trainable: bool = False) -> ChatModel:
+               dtype: str | None = None, device: str | None = None, trainable: bool = False,
+               template_kwargs: dict | None = None) -> ChatModel:
     """Load ``uri`` (and optionally a LoRA adapter folder on top) as a :class:`ChatModel`.
+
+    ``template_kwargs`` are passed to every chat-template rendering (e.g. ``enable_thinking`` for Qwen3).
 
     ``trainable=True`` keeps a loaded adapter's weights trainable (continued training).
     """
@@ -437,7 +441,7 @@ def load_model(uri: str = "embedded:smollm2", adapter: str | os.PathLike | None 
     model.to(dev)
     model.eval()
     chat = ChatModel(model=model, tokenizer=tok, uri=uri, model_dir=model_dir,
-                     info={"dtype": str(torch_dtype).replace("torch.", "")})
+                     template_kwargs=dict(template_kwargs or {}), info={"dtype": str(torch_dtype).replace("torch.", "")})
     if adapter is not None:
         chat.attach_adapter(adapter, trainable=trainable)
     chat.info["n_params"] = sum(p.numel() for p in chat.model.parameters())

@@ -50,8 +50,11 @@ class Arm:
 
 def model_identity(chat_model) -> dict[str, Any]:
     """What identifies the base weights: URI, weights folder (its name carries the GGUF digest), template."""
-    return {"uri": chat_model.uri, "model_dir": str(chat_model.model_dir), "chat_template": chat_model.chat_template_hash,
-            "n_params": chat_model.info.get("n_params")}
+    ident = {"uri": chat_model.uri, "model_dir": str(chat_model.model_dir),
+             "chat_template": chat_model.chat_template_hash, "n_params": chat_model.info.get("n_params")}
+    if getattr(chat_model, "template_kwargs", None):
+        ident["template_kwargs"] = chat_model.template_kwargs
+    return ident
 
 
 def eval_content(eval_spec: EvalSpec, judge_spec: JudgeSpec, seed: int) -> dict[str, Any]:
