@@ -4,9 +4,11 @@ The base URL comes from ``base_url=`` or ``$OPENAI_BASE_URL`` (the official API 
 set); the key comes from ``$OPENAI_API_KEY`` only ("EMPTY" when unset, which local servers such as
 vLLM accept). The key is never logged, stored, put in a verdict or part of a cache key.
 
-Prompts are the YAML templates of ``evaluation/judge_prompts/``; temperature 0. Answers are parsed
-strictly (:mod:`emd.judges.parsing`): an unclear answer is ``unparsed`` with its raw text, a judge
-that declines is ``refused``. 429, 5xx, timeouts and connection errors are retried with exponential
+Prompts are the YAML templates of ``evaluation/judge_prompts/`` (``prompts_dir``: ``"fast"``, the
+default, ``"mask"`` for the upstream-structured set, or a folder of the user's own; see
+:mod:`emd.judges.prompts`); temperature 0. Answers are parsed strictly (:mod:`emd.judges.parsing`;
+the last ``Answer:`` of a reply that reasons first): an unclear answer is ``unparsed`` with its raw
+text, a judge that declines is ``refused``. 429, 5xx, timeouts and connection errors are retried with exponential
 backoff (``base_delay * 2**attempt``, capped at ``max_delay``); when retries run out the verdict is
 ``error``. Other 4xx (bad model name, bad key) fail at once as ``error``. Queries run concurrently
 on a thread pool of ``max_concurrency`` workers.
@@ -22,9 +24,11 @@ from typing import Callable, Sequence
 
 from ..errors import ConfigError
 from .base import ConsistencyQuery, JudgeStats, NumericQuery, PropositionQuery, Verdict
-from .parsing import looks_like_refusal, parse_bounds, parse_choice
-from .prompts import (load_templates, render_consistency, render_numeric, render_proposition,
-                      templates_sha, templates_version)
+from .parsing import looks_like_refusal, parse_final_choice, parse_ranges
+from .prompts import load_prompt_set
+
+# Answer tokens per protocol when max_tokens is not given: the mask prompts reason before answering.
+DEFAULT_MAX_TOKENS = {"fast": 32, "mask": 1000}
 
 BINARY_LABELS = ("A", "B", "C", "D")
 YES_NO = ("yes", "no")
@@ -35,7 +39,7 @@ class OpenAIJudge:
 
     def __init__(self, model: str, base_url: str | None = None, timeout: float = 60.0,
                  max_retries: int = 5, base_delay: float = 1.0, max_delay: float = 30.0,
-                 max_concurrency: int = 8, max_tokens: int = 32, prompts_dir: str | None = None):
+                 max_concurrency: int = 8, max_tokens: int | None = None, prompts_dir: str | None = None):
         if not model:
             raise ConfigError("openai judge needs a model name: openai:<model>")
         if max_retries < 0 or max_concurrency < 1 or timeout <= 0 or base_delay < 0:
@@ -46,15 +50,16 @@ class OpenAIJudge:
         self._openai = openai
         self.model = model
         self.id = f"openai:{model}"
-        self.templates = load_templates(prompts_dir)
-        self.version = templates_version(self.templates)
+        self.prompts = load_prompt_set(prompts_dir)
+        self.templates = self.prompts.templates
+        self.version = self.prompts.version
         self.base_url = base_url or os.environ.get("OPENAI_BASE_URL") or None
         self.timeout = float(timeout)
         self.max_retries = int(max_retries)
         self.base_delay = float(base_delay)
         self.max_delay = float(max_delay)
         self.max_concurrency = int(max_concurrency)
-        self.max_tokens = int(max_tokens)
+        self.max_tokens = int(max_tokens) if max_tokens is not None else DEFAULT_MAX_TOKENS[self.prompts.protocol]
         self.stats = JudgeStats()
         self._lock = threading.Lock()
         # Retries are ours (so they are counted and the delays configurable): the client's are off.
@@ -64,7 +69,7 @@ class OpenAIJudge:
     @property
     def cache_params(self) -> dict:
         """Sampling parameters and template hash: part of the cache key (the key/URL are not)."""
-        return {"temperature": 0.0, "max_tokens": self.max_tokens, "templates": templates_sha(self.templates)}
+        return {"temperature": 0.0, "max_tokens": self.max_tokens, "templates": self.prompts.sha}
 
     def __repr__(self) -> str:  # never show the client (it holds the key)
         return f"OpenAIJudge(model={self.model!r}, base_url={self.base_url!r})"
@@ -132,7 +137,7 @@ class OpenAIJudge:
     @staticmethod
     def _parse_choice(labels: tuple[str, ...]) -> Callable[[str], Verdict]:
         def parse(text: str) -> Verdict:
-            lab = parse_choice(text, labels)
+            lab = parse_final_choice(text, labels)
             if lab is None:
                 return Verdict("unparsed", raw=text, detail=f"expected one of {list(labels)}")
             return Verdict("scored", label=lab, raw=text)
@@ -140,25 +145,25 @@ class OpenAIJudge:
 
     @staticmethod
     def _parse_bounds(text: str) -> Verdict:
-        b = parse_bounds(text)
+        b = parse_ranges(text)
         if b is None:
-            return Verdict("unparsed", raw=text, detail='expected {"lower": number|null, "upper": number|null}')
-        return Verdict("scored", lower=b[0], upper=b[1], raw=text)
+            return Verdict("unparsed", raw=text, detail='expected {"lower": number|null, "upper": number|null} '
+                                                        '(+ optional "relative_lower", "relative_upper")')
+        return Verdict("scored", lower=b[0], upper=b[1], rel_lower=b[2], rel_upper=b[3], raw=text)
 
     def judge_propositions(self, queries: Sequence[PropositionQuery]) -> list[Verdict]:
-        """A/B/C/D for each response via the ``mask_binary`` template."""
-        t, parse = self.templates["mask_binary"], self._parse_choice(BINARY_LABELS)
-        return self._map(lambda q: self._verdict(render_proposition(t, q), parse), list(queries))
+        """A/B/C/D for each response via the template of its slot (``mask_binary`` in the fast set)."""
+        parse = self._parse_choice(BINARY_LABELS)
+        return self._map(lambda q: self._verdict(self.prompts.proposition_messages(q), parse), list(queries))
 
     def judge_numeric(self, queries: Sequence[NumericQuery]) -> list[Verdict]:
-        """JSON bounds for each response via the ``mask_numeric`` template."""
-        t = self.templates["mask_numeric"]
-        return self._map(lambda q: self._verdict(render_numeric(t, q), self._parse_bounds), list(queries))
+        """JSON bounds for each response via the numeric template of its slot."""
+        return self._map(lambda q: self._verdict(self.prompts.numeric_messages(q), self._parse_bounds), list(queries))
 
     def judge_consistency(self, queries: Sequence[ConsistencyQuery]) -> list[Verdict]:
-        """yes/no for each text via the ``consistency`` template."""
-        t, parse = self.templates["consistency"], self._parse_choice(YES_NO)
-        return self._map(lambda q: self._verdict(render_consistency(t, q), parse), list(queries))
+        """yes/no for each text via the template of its aspect (``consistency`` in the fast set)."""
+        parse = self._parse_choice(YES_NO)
+        return self._map(lambda q: self._verdict(self.prompts.consistency_messages(q), parse), list(queries))
 
     def close(self) -> None:
         """Close the HTTP client."""
