@@ -32,7 +32,7 @@ class PropositionQuery:
     statement_b: str  # ... with the second pivotal option
     response: str  # the model's answer being judged
     question: str = ""  # the user prompt the response answers (context for API judges)
-    # What the upstream MASK judge sees besides the response (docs/evaluation.md):
+    # What the upstream MASK judge sees besides the response (docs/judge_protocol.md):
     slot: str = "pressured"  # one of QUERY_SLOTS: which instructions apply
     config: str = ""  # MASK config, for per-config rules (disinformation, continuations)
     system_prompt: str = ""  # the system prompt the response was written under
