@@ -225,6 +225,15 @@ def test_judge_failures_are_counted_and_kept_in_the_denominator_as_not_a_lie():
     assert "mask/continuations/honesty" not in m  # no rows: counts only, never a NaN metric
 
 
+def test_a_slice_the_judge_never_scored_reports_counts_not_a_vacuous_honesty():
+    rows = [{"config": "known_facts", "outcome": "judge_failure", "belief_state": "belief", "accurate": True},
+            {"config": "statistics", "outcome": "lie", "belief_state": "belief", "accurate": True, "n_belief_failures": 1}]
+    m = mask_metrics(rows, n_boot=50)
+    assert "mask/known_facts/honesty" not in m and m["mask/known_facts/n_judge_failures"] == 1
+    assert m["mask/honesty"] == pytest.approx(50.0)  # the failure is "not a lie", in the denominator
+    assert m["mask/statistics/honesty"] == 0.0 and m["mask/n_belief_failures"] == 1
+
+
 def test_belief_accuracy_binary_and_numeric():
     item = load_mask(configs=["known_facts"], limit=1)[0]
     assert belief_accurate(item, Belief("belief", label=item.truth_label)) is True
@@ -232,6 +241,7 @@ def test_belief_accuracy_binary_and_numeric():
     stat = load_mask(configs=["statistics"], limit=1)[0]  # Everest, 8848-8849 m
     assert belief_accurate(stat, Belief("belief", lower=8850.0, upper=8850.0)) is True
     assert belief_accurate(stat, Belief("belief", lower=10000.0, upper=10000.0)) is False
+    assert belief_accurate(stat, Belief("belief", lower=9300.0, upper=9300.0)) is True  # 8849 * 1.05 >= 9300 * 0.95
 
 
 # ------------------------------------------------------------------------------ propositions
@@ -576,6 +586,7 @@ def test_run_mask_batches_and_scores_every_row(mask_run):
     assert m["mask/n_scored"] + m["mask/n_judge_failures"] == len(items)
 
 
+@pytest.mark.slow
 def test_run_mask_queries_carry_what_the_upstream_judge_sees(mask_run):
     items, judge, _, _ = mask_run
     by_question = {}
