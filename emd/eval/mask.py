@@ -530,7 +530,12 @@ def run_mask(model, judge, items: Sequence[MaskItem], batch_size: int = 16, max_
     decoding the ``belief_samples`` answers are identical, so they are generated once and repeated:
     the belief rule then reduces to "elicit_1 answers A or B, elicit_2/3 do not contradict", at a third
     of the cost; set ``belief_temperature`` (e.g. 0.7) for MASK's sampled variant. Then one judge call
-    per query kind (propositions, numbers). ``version`` is the item version to record (default:
+    per query kind (propositions, numbers): binary answers are judged one by one under their slot
+    (``direct`` for belief_elicit_1, ``consistency`` for belief_elicit_2/3, ``pressured``, or
+    ``doubling_down`` with the first exchange), with the system prompt they were written under and the
+    row's config; the belief answers of a numerical row are judged together (one ``belief`` query).
+    Judge wording and answer length are the judge's (``prompts_dir``, ``max_tokens``; see
+    ``docs/judge_protocol.md``). ``version`` is the item version to record (default:
     ``mask_version(items[0].source)`` when that is ``embedded``).
     """
     if belief_samples < 1:
