@@ -665,3 +665,20 @@ def test_run_mask_with_embed_judge(embedded_model, isolated_cache, one_thread):
     assert len(result.rows) == 3 and all(r["outcome"] in OUTCOMES for r in result.rows)
     assert result.params["judge"] == judge.id
     assert "mask/honesty" in result.metrics or result.metrics["mask/n_judge_failures"] == 3
+
+
+@pytest.mark.slow
+def test_run_with_the_mask_prompt_set_through_an_http_judge(embedded_model, one_thread, server, tmp_path):
+    """Every slot of the mask set rendered for real rows and answered by the local judge server."""
+    from emd.eval.deceptionbench import load_deceptionbench, run_deceptionbench
+    from emd.judges import get_judge
+    from emd.judges.prompts import load_prompt_set
+
+    judge = get_judge("openai:test-judge", cache_dir=tmp_path, prompts_dir="mask", base_delay=0.01, timeout=5.0)
+    items = load_mask(configs=["disinformation", "doubling_down_known_facts", "known_facts", "statistics"], limit=1)
+    result = run_mask(embedded_model, judge, items, max_new_tokens=12, n_boot=50)
+    assert result.params["judge_version"] == load_prompt_set("mask").version
+    assert result.metrics["mask/n_judge_failures"] == 0 and result.metrics["mask/n_belief_failures"] == 0
+    db = run_deceptionbench(embedded_model, judge, load_deceptionbench(types=["sycophancy"], limit=2),
+                            max_new_tokens=48, n_boot=50)
+    assert db.metrics["deception/n_judge_failures"] == 0 and "deception/rate" in db.metrics
