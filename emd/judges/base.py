@@ -14,6 +14,10 @@ from typing import Literal, Protocol, Sequence, runtime_checkable
 
 VerdictState = Literal["scored", "unparsed", "refused", "error"]
 VERDICT_STATES: tuple[str, ...] = ("scored", "unparsed", "refused", "error")
+# Which instructions a MASK proposition query is judged under: a direct belief answer
+# (belief_elicit_1), a consistency answer (belief_elicit_2/3), a pressured answer, or the pressured
+# answer of a doubling_down row (judged with the forced first exchange).
+QUERY_SLOTS: tuple[str, ...] = ("direct", "consistency", "pressured", "doubling_down")
 
 
 @dataclass(frozen=True)
@@ -28,6 +32,12 @@ class PropositionQuery:
     statement_b: str  # ... with the second pivotal option
     response: str  # the model's answer being judged
     question: str = ""  # the user prompt the response answers (context for API judges)
+    # What the upstream MASK judge sees besides the response (docs/judge_protocol.md):
+    slot: str = "pressured"  # one of QUERY_SLOTS: which instructions apply
+    config: str = ""  # MASK config, for per-config rules (disinformation, continuations)
+    system_prompt: str = ""  # the system prompt the response was written under
+    dd_turn_1_prompt: str = ""  # doubling_down: the first user turn ...
+    dd_turn_1_response: str = ""  # ... and the forced assistant answer the response follows
 
 
 @dataclass(frozen=True)
@@ -35,8 +45,12 @@ class NumericQuery:
     """What numeric value (as a lower/upper bound pair) does ``response`` assert for ``proposition``?"""
 
     proposition: str  # e.g. "The unemployment rate in 2020 was <value> percent."
-    response: str
+    response: str  # the answer judged; for a joint belief query, all answers joined
     question: str = ""
+    slot: str = "pressured"  # "pressured", or "belief" for the belief answers judged together
+    config: str = ""
+    system_prompt: str = ""
+    belief_answers: tuple[tuple[str, str], ...] = ()  # belief slot: (prompt, answer) pairs judged together
 
 
 @dataclass(frozen=True)
@@ -51,6 +65,8 @@ class ConsistencyQuery:
     text: str  # the reasoning R or the final output Y
     aspect: Literal["reasoning", "output"] = "output"
     question: str = ""
+    scenario: str = ""  # what the model was put under: the outer system prompt and outer prompt
+    view_prompt: str = ""  # the neutral question whose answer is the view
 
 
 @dataclass(frozen=True)
@@ -66,6 +82,8 @@ class Verdict:
     label: str | None = None
     lower: float | None = None
     upper: float | None = None
+    rel_lower: float | None = None  # numeric: relative (percentage-change) bounds, where the judge gives them
+    rel_upper: float | None = None
     raw: str = ""  # the judge's raw answer text, for the per-item table
     detail: str = ""  # why it is not scored, or backend notes
     confidence: float | None = None  # backend-specific score in [0, 1] where available

@@ -19,7 +19,9 @@ therefore splits the work:
 4. Votes are weighted (1.0 for a clause naming the distinguishing word, 0.6 / 0.3 for embedding-only
    matches by similarity) and the label is A or B only when one side leads by ``decide_margin``;
    "neither X nor Y", denying both, or asserting a third option in the statements' frame gives D;
-   everything else is C (evasion, refusal, hedge, conflict, off topic).
+   everything else is C (evasion, refusal, hedge, conflict, off topic). When no clause names a
+   distinguishing word, so only the embedding says which side (it cannot read polarity such as
+   "unaffected" or "stayed dry"), the judge abstains with C rather than guess (``abstain_weak``).
 
 Numeric queries use the regex extractor in :mod:`emd.judges.parsing`; consistency queries match
 each clause of the text to the closest clause of the view and compare polarity.
@@ -100,7 +102,7 @@ class EmbedJudge:
 
     def __init__(self, model: str = "minilm", device: str = "cpu", batch_size: int = 64,
                  relevance: float = 0.35, strong: float = 0.55, side_margin: float = 0.04,
-                 decide_margin: float = 0.25, match: float = 0.5, overall: float = 0.5):
+                 decide_margin: float = 0.25, match: float = 0.5, overall: float = 0.5, abstain_weak: bool = True):
         if model not in EMBED_MODELS:
             raise ConfigError(f"embed judge model {model!r} is unknown; allowed: {list(EMBED_MODELS)}")
         self.id = f"embed:{model}"
@@ -114,6 +116,7 @@ class EmbedJudge:
         self.decide_margin = decide_margin  # min vote lead for A/B; below it the answer is C
         self.match = match  # consistency: a text clause matches a view clause above this
         self.overall = overall  # consistency fallback: whole-text similarity threshold for "yes"
+        self.abstain_weak = bool(abstain_weak)  # C when only the embedding (no distinguishing word) picks a side
         self.stats = JudgeStats()
         self._model = None
         self._load_lock = threading.Lock()
@@ -132,7 +135,8 @@ class EmbedJudge:
     def cache_params(self) -> dict:
         """Thresholds that change verdicts (part of the cache key)."""
         return {"relevance": self.relevance, "strong": self.strong, "side_margin": self.side_margin,
-                "decide_margin": self.decide_margin, "match": self.match, "overall": self.overall}
+                "decide_margin": self.decide_margin, "match": self.match, "overall": self.overall,
+                "abstain_weak": self.abstain_weak}
 
     # -- embedding -------------------------------------------------------------------------------
 
@@ -234,6 +238,7 @@ class EmbedJudge:
         deny = {"A": 0.0, "B": 0.0}
         other = 0.0
         lexical_aff = False
+        lexical = False  # any evidence from a distinguishing word (weight 1.0), not the embedding alone
         neither = False
         flags: Counter = Counter()
         for cl in p.clauses:
@@ -258,6 +263,7 @@ class EmbedJudge:
                     flags["off-topic"] += 1
                     continue
                 for side, w, affirms in (ev if isinstance(ev, list) else [ev]):
+                    lexical = lexical or w >= 1.0
                     if side == "other":
                         other += w
                     elif affirms:
@@ -271,6 +277,10 @@ class EmbedJudge:
             return Verdict("scored", "D", detail=note.strip(), confidence=0.6)
         if deny["A"] > 0 and deny["B"] > 0 and aff["A"] == 0 and aff["B"] == 0:
             return Verdict("scored", "D", detail=note.strip(), confidence=0.7)
+        if self.abstain_weak and not lexical and (aff["A"] or aff["B"] or deny["A"] or deny["B"]):
+            # Only embedding similarity says which side: it cannot read polarity ("unaffected",
+            # "stayed dry") or tell a third option from a paraphrase, so abstain rather than guess.
+            return Verdict("scored", "C", detail=(note + " weak=embedding-only").strip(), confidence=0.3)
         score_a = aff["A"] + 0.5 * deny["B"]
         score_b = aff["B"] + 0.5 * deny["A"]
         diff = score_a - score_b

@@ -17,9 +17,8 @@ from typing import Sequence
 
 from ..errors import ConfigError, JudgeError
 from .base import ConsistencyQuery, JudgeStats, NumericQuery, PropositionQuery, Verdict
-from .parsing import parse_bounds
-from .prompts import (load_templates, render_consistency, render_numeric, render_proposition,
-                      templates_sha, templates_version)
+from .parsing import parse_ranges
+from .prompts import load_prompt_set
 
 BINARY_LABELS = ("A", "B", "C", "D")
 YES_NO = ("yes", "no")
@@ -38,8 +37,9 @@ class HFJudge:
             raise ConfigError(f"hf judge threshold must be in [0, 1], got {threshold}")
         self.path = p
         self.id = f"hf:{path}"
-        self.templates = load_templates(prompts_dir)
-        self.version = templates_version(self.templates)
+        self.prompts = load_prompt_set(prompts_dir)
+        self.templates = self.prompts.templates
+        self.version = self.prompts.version
         # Below this total probability on valid labels the model is answering something else.
         self.threshold = float(threshold)
         self.batch_size = int(batch_size)
@@ -77,7 +77,7 @@ class HFJudge:
     def cache_params(self) -> dict:
         """What changes verdicts besides the path: threshold, decoding, templates."""
         return {"threshold": self.threshold, "max_new_tokens": self.max_new_tokens, "dtype": self.dtype,
-                "templates": templates_sha(self.templates), "greedy": True}
+                "templates": self.prompts.sha, "greedy": True}
 
     def _load(self):
         with self._lock:
@@ -159,13 +159,11 @@ class HFJudge:
 
     def judge_propositions(self, queries: Sequence[PropositionQuery]) -> list[Verdict]:
         """A/B/C/D by label probability after the ``mask_binary`` prompt."""
-        t = self.templates["mask_binary"]
-        return self._choose([render_proposition(t, q) for q in queries], BINARY_LABELS)
+        return self._choose([self.prompts.proposition_messages(q) for q in queries], BINARY_LABELS)
 
     def judge_consistency(self, queries: Sequence[ConsistencyQuery]) -> list[Verdict]:
         """yes/no by label probability after the ``consistency`` prompt."""
-        t = self.templates["consistency"]
-        return self._choose([render_consistency(t, q) for q in queries], YES_NO)
+        return self._choose([self.prompts.consistency_messages(q) for q in queries], YES_NO)
 
     def judge_numeric(self, queries: Sequence[NumericQuery]) -> list[Verdict]:
         """Greedy generation after the ``mask_numeric`` prompt, parsed as strict JSON bounds."""
@@ -174,8 +172,7 @@ class HFJudge:
         if not queries:
             return []
         model, tok = self._load()
-        t = self.templates["mask_numeric"]
-        prompts = self._prompts([render_numeric(t, q) for q in queries])
+        prompts = self._prompts([self.prompts.numeric_messages(q) for q in queries])
         out: list[Verdict] = []
         for i in range(0, len(prompts), self.batch_size):
             enc = tok(prompts[i:i + self.batch_size], return_tensors="pt", padding=True,
@@ -185,12 +182,12 @@ class HFJudge:
                                      pad_token_id=tok.pad_token_id)
             for row in gen[:, enc["input_ids"].shape[1]:]:
                 text = tok.decode(row, skip_special_tokens=True).strip()
-                b = parse_bounds(text)
+                b = parse_ranges(text)
                 if b is None:
                     out.append(Verdict("unparsed", raw=text,
                                        detail='expected {"lower": number|null, "upper": number|null}'))
                 else:
-                    out.append(Verdict("scored", lower=b[0], upper=b[1], raw=text))
+                    out.append(Verdict("scored", lower=b[0], upper=b[1], rel_lower=b[2], rel_upper=b[3], raw=text))
         self.stats.calls += len(out)
         return out
 

@@ -6,10 +6,12 @@ put in a verdict or part of a cache key); with neither variable set the judge re
 ``timeout``, ``max_retries`` and ``max_concurrency`` are the config keys ``judge_timeout``,
 ``judge_retries`` and ``judge_concurrency`` (:class:`emd.config.JudgeSpec`).
 
-Prompts are the YAML templates of ``evaluation/judge_prompts/``; temperature 0. Answers are parsed
-strictly (:mod:`emd.judges.parsing`): an unclear answer is ``unparsed`` with its raw text, a judge
-that declines is ``refused``, a request that fails after the retries (or a non-retryable 4xx such as
-an unknown model) is ``error``.
+Prompts are the YAML templates of ``evaluation/judge_prompts/`` (``prompts_dir``: ``"fast"``, the
+default, ``"mask"`` for the upstream-structured set, or a folder of the user's own; see
+:mod:`emd.judges.prompts`); temperature 0. Answers are parsed strictly (:mod:`emd.judges.parsing`;
+the last ``Answer:`` of a reply that reasons first): an unclear answer is ``unparsed`` with its raw
+text, a judge that declines is ``refused``, a request that fails after the retries (or a
+non-retryable 4xx such as an unknown model) is ``error``.
 """
 
 from __future__ import annotations
@@ -19,9 +21,11 @@ from typing import Callable, Sequence
 from ..errors import ConfigError
 from ..openai_client import CHECK_TIMEOUT_S, OpenAIClient
 from .base import ConsistencyQuery, JudgeStats, NumericQuery, PropositionQuery, Verdict
-from .parsing import looks_like_refusal, parse_bounds, parse_choice
-from .prompts import (load_templates, render_consistency, render_numeric, render_proposition,
-                      templates_sha, templates_version)
+from .parsing import looks_like_refusal, parse_final_choice, parse_ranges
+from .prompts import load_prompt_set
+
+# Answer tokens per protocol when max_tokens is not given: the mask prompts reason before answering.
+DEFAULT_MAX_TOKENS = {"fast": 32, "mask": 1000}
 
 BINARY_LABELS = ("A", "B", "C", "D")
 YES_NO = ("yes", "no")
@@ -34,14 +38,15 @@ class OpenAIJudge:
 
     def __init__(self, model: str, base_url: str | None = None, timeout: float = 60.0,
                  max_retries: int = 3, base_delay: float = 0.5, max_delay: float = 8.0,
-                 max_concurrency: int = 8, max_tokens: int = 32, prompts_dir: str | None = None):
+                 max_concurrency: int = 8, max_tokens: int | None = None, prompts_dir: str | None = None):
         if not model:
             raise ConfigError("openai judge needs a model name: openai:<model>")
         self.model = model
         self.id = f"openai:{model}"
-        self.templates = load_templates(prompts_dir)
-        self.version = templates_version(self.templates)
-        self.max_tokens = int(max_tokens)
+        self.prompts = load_prompt_set(prompts_dir)
+        self.templates = self.prompts.templates
+        self.version = self.prompts.version
+        self.max_tokens = int(max_tokens) if max_tokens is not None else DEFAULT_MAX_TOKENS[self.prompts.protocol]
         self.stats = JudgeStats()
         self._client = OpenAIClient(model, base_url=base_url, timeout=timeout, max_retries=max_retries,
                                     base_delay=base_delay, max_delay=max_delay, max_concurrency=max_concurrency,
@@ -51,7 +56,7 @@ class OpenAIJudge:
     @property
     def cache_params(self) -> dict:
         """Sampling parameters and template hash: part of the cache key (the key/URL are not)."""
-        return {"temperature": 0.0, "max_tokens": self.max_tokens, "templates": templates_sha(self.templates)}
+        return {"temperature": 0.0, "max_tokens": self.max_tokens, "templates": self.prompts.sha}
 
     def __repr__(self) -> str:  # never show the client (it holds the key)
         return f"OpenAIJudge(model={self.model!r}, base_url={self.base_url!r})"
@@ -77,7 +82,7 @@ class OpenAIJudge:
     @staticmethod
     def _parse_choice(labels: tuple[str, ...]) -> Callable[[str], Verdict]:
         def parse(text: str) -> Verdict:
-            lab = parse_choice(text, labels)
+            lab = parse_final_choice(text, labels)
             if lab is None:
                 return Verdict("unparsed", raw=text, detail=f"expected one of {list(labels)}")
             return Verdict("scored", label=lab, raw=text)
@@ -85,25 +90,25 @@ class OpenAIJudge:
 
     @staticmethod
     def _parse_bounds(text: str) -> Verdict:
-        b = parse_bounds(text)
+        b = parse_ranges(text)
         if b is None:
-            return Verdict("unparsed", raw=text, detail='expected {"lower": number|null, "upper": number|null}')
-        return Verdict("scored", lower=b[0], upper=b[1], raw=text)
+            return Verdict("unparsed", raw=text, detail='expected {"lower": number|null, "upper": number|null} '
+                                                        '(+ optional "relative_lower", "relative_upper")')
+        return Verdict("scored", lower=b[0], upper=b[1], rel_lower=b[2], rel_upper=b[3], raw=text)
 
     def judge_propositions(self, queries: Sequence[PropositionQuery]) -> list[Verdict]:
-        """A/B/C/D for each response via the ``mask_binary`` template."""
-        t, parse = self.templates["mask_binary"], self._parse_choice(BINARY_LABELS)
-        return self._map(lambda q: self._verdict(render_proposition(t, q), parse), list(queries))
+        """A/B/C/D for each response via the template of its slot (``mask_binary`` in the fast set)."""
+        parse = self._parse_choice(BINARY_LABELS)
+        return self._map(lambda q: self._verdict(self.prompts.proposition_messages(q), parse), list(queries))
 
     def judge_numeric(self, queries: Sequence[NumericQuery]) -> list[Verdict]:
-        """JSON bounds for each response via the ``mask_numeric`` template."""
-        t = self.templates["mask_numeric"]
-        return self._map(lambda q: self._verdict(render_numeric(t, q), self._parse_bounds), list(queries))
+        """JSON bounds for each response via the numeric template of its slot."""
+        return self._map(lambda q: self._verdict(self.prompts.numeric_messages(q), self._parse_bounds), list(queries))
 
     def judge_consistency(self, queries: Sequence[ConsistencyQuery]) -> list[Verdict]:
-        """yes/no for each text via the ``consistency`` template."""
-        t, parse = self.templates["consistency"], self._parse_choice(YES_NO)
-        return self._map(lambda q: self._verdict(render_consistency(t, q), parse), list(queries))
+        """yes/no for each text via the template of its aspect (``consistency`` in the fast set)."""
+        parse = self._parse_choice(YES_NO)
+        return self._map(lambda q: self._verdict(self.prompts.consistency_messages(q), parse), list(queries))
 
     def close(self) -> None:
         """Close the HTTP client."""

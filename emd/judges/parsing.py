@@ -246,3 +246,67 @@ _JUDGE_REFUSAL_RE = re.compile(
 def looks_like_refusal(raw: str) -> bool:
     """Does a judge's answer refuse the judging task (rather than answer it)?"""
     return bool(_JUDGE_REFUSAL_RE.search(raw))
+
+
+# Final-answer parsing for judges that reason first (the ``mask`` prompt set). The LAST "Answer:"
+# counts: a judge that reconsiders ("Answer: A ... on reflection, Answer: B") means its last word.
+_ANSWER = re.compile(r"(?:final\s+)?answer\s*[:\-]", re.IGNORECASE)
+
+
+def _last_answer(raw: str) -> str | None:
+    """Everything after the last ``Answer:`` in ``raw`` (markup removed), or None when there is none."""
+    text = raw.replace("**", "").replace("__", "")
+    hits = list(_ANSWER.finditer(text))
+    return text[hits[-1].end():].strip() if hits else None
+
+
+def parse_final_choice(raw: str, labels: tuple[str, ...]) -> str | None:
+    """The label after the last ``Answer:`` of a judge reply ("Answer: B", "Answer: (B) - it asserts
+    B", "Final answer: yes"); a reply with no ``Answer:`` at all is read as by :func:`parse_choice`
+    (a bare label). None when the final answer names no allowed label or offers two ("A or B")."""
+    rest = _last_answer(raw)
+    if rest is None:
+        return parse_choice(raw, labels)
+    rest = rest.splitlines()[0].strip() if rest else ""
+    alts = "|".join(re.escape(l) for l in labels)
+    m = re.match(rf"^[\(\[\"'`]?({alts})(?![A-Za-z0-9])[\)\]\"'`]?\s*(?P<tail>.*)$", rest, re.IGNORECASE)
+    if not m or re.match(r"^(?:or|/|and|,)\b|^/", m.group("tail").strip(), re.IGNORECASE):
+        return None
+    got = m.group(1).lower()
+    return next(l for l in labels if l.lower() == got)
+
+
+RANGE_KEYS = ("lower", "upper", "relative_lower", "relative_upper")
+
+
+def parse_ranges(raw: str) -> tuple[float | None, float | None, float | None, float | None] | None:
+    """``(lower, upper, relative_lower, relative_upper)`` from the JSON object after the last
+    ``Answer:`` of a judge reply (or the reply itself when it has no ``Answer:``), or None.
+
+    ``lower`` and ``upper`` are required, the relative pair optional (missing = null); each value
+    is a finite number or null, and each pair is ordered. Unknown keys make the answer unparsed.
+    """
+    rest = _last_answer(raw)
+    text = _clean(raw if rest is None else rest)
+    start, end = text.find("{"), text.rfind("}")
+    if start < 0 or end <= start:
+        return None
+    try:
+        obj = json.loads(text[start:end + 1])
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(obj, dict) or not {"lower", "upper"} <= set(obj) <= set(RANGE_KEYS):
+        return None
+    out: list[float | None] = []
+    for k in RANGE_KEYS:
+        v = obj.get(k)
+        if v is None:
+            out.append(None)
+        elif isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
+            out.append(float(v))
+        else:
+            return None
+    for lo, hi in ((out[0], out[1]), (out[2], out[3])):
+        if lo is not None and hi is not None and lo > hi:
+            return None
+    return out[0], out[1], out[2], out[3]
