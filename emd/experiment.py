@@ -127,13 +127,15 @@ class RunContext:
         self.eval_spec = getattr(cfg, "eval", None)
         self.benchmarks = self.eval_spec.benchmark_list if self.eval_spec is not None else []
         self.judge = None
+        self.judge_options: dict[str, Any] = {}
         if self.benchmarks:
             from .eval.benchmarks import get_benchmark
             from .eval.runner import validate_eval
 
             validate_eval(self.eval_spec)
             if any(get_benchmark(b).needs_judge for b in self.benchmarks):
-                self.judge = _make_judge(cfg.judge)
+                self.judge_options = judge_options(cfg.judge.judge, self.eval_spec)
+                self.judge = _make_judge(cfg.judge, self.judge_options)
         self.seed = cfg.common.seed
         self.work = pipeline.workdir()
         self.run_id: str | None = None
@@ -141,6 +143,7 @@ class RunContext:
         self.version: str | None = None
         self._chat = None
         self._over_budget: list[str] = []
+        self._warnings: list[str] = []
         self.judge_check: dict | None = None
 
     # ------------------------------------------------------------------ lifecycle
@@ -177,7 +180,7 @@ class RunContext:
             if self.eval_spec is not None and self.benchmarks:
                 self.tracker.set_tags(self.protocol_tags())
             if self.judge is not None and self.eval_spec.judge_validation:
-                self.judge_check = _judge_validation(self.cfg.judge.judge, self.log)
+                self.judge_check = _judge_validation(self.cfg.judge.judge, self.log, self.judge_options)
                 if self.judge_check:
                     self.tracker.set_tags({"emd.judge_accuracy": f"{self.judge_check['accuracy']:.3f}",
                                            "emd.judge_kappa": f"{self.judge_check['kappa']:.3f}"})
@@ -346,6 +349,10 @@ class RunContext:
         for a in [arm, *[r for r in (refs or {}).values() if r is not None]]:
             log_arm_tables(self.tracker, a)
             self.check_judge_failures(a)
+            for msg in truncation_warnings(a.metrics):
+                if f"{a.name}: {msg}" not in self._warnings:
+                    self._warnings.append(f"{a.name}: {msg}")
+                    self.log(f"WARNING: {a.name}: {msg}")
         self.metrics.update(out)
         return out
 
@@ -424,8 +431,24 @@ class RunContext:
             out.append(f"judge {self.judge.id}: {m['judge/calls']:.0f} calls, {m.get('judge/cache_hits', 0):.0f} cached, "
                        f"{m.get('judge/failures', 0):.0f} failed, {m.get('judge/latency_s', 0):.2f} s per call"
                        + (f"; validated accuracy {self.judge_check['accuracy']:.2f}" if self.judge_check else ""))
-        out += [f"WARNING: {p}" for p in self._over_budget]
+        out += [f"WARNING: {p}" for p in [*self._over_budget, *self._warnings]]
         return out
+
+
+TRUNCATION_WARN = 0.05  # the summary warns when more answers than this hit their token budget
+
+
+def truncation_warnings(metrics: dict[str, float]) -> list[str]:
+    """One line per benchmark whose answers hit the token budget more often than TRUNCATION_WARN."""
+    out = []
+    for cut, total, what in (("mask/n_truncated", "mask/n_answers", "MASK answers"),
+                             ("deception/n_truncated", "deception/n_items", "DeceptionBench rows")):
+        n, of = metrics.get(cut, 0.0), metrics.get(total, 0.0)
+        if of and n / of > TRUNCATION_WARN:
+            out.append(f"{n:.0f} of {of:.0f} {what} hit the token budget ({100 * n / of:.0f}% > "
+                       f"{100 * TRUNCATION_WARN:.0f}%): raise max_new_tokens / deceptionbench_max_new_tokens "
+                       "or use --protocol mask")
+    return out
 
 
 def judge_failure_problems(metrics: dict[str, float], eval_spec) -> list[str]:
@@ -448,22 +471,43 @@ def judge_failure_problems(metrics: dict[str, float], eval_spec) -> list[str]:
     return out
 
 
-def _make_judge(judge_spec):
-    """The judge of a run (timeout, retries, concurrency from its spec), checked (configuration and
-    reachability) before any model loads."""
+def judge_options(judge_uri: str, eval_spec) -> dict[str, Any]:
+    """The backend options the evaluation settings imply: the prompt set (``judge_prompts``, else the
+    protocol's) and the reply budget (``judge_max_tokens``) for ``openai:``; the short-answer set for
+    ``hf:`` (it reads its verdict from the first token); nothing for the offline ``embed:`` judge."""
+    from .errors import ConfigError
+    from .judges.prompts import load_prompt_set
+
+    provider = judge_uri.split(":", 1)[0]
+    folder = eval_spec.judge_prompts
+    if provider == "embed":
+        if folder:
+            raise ConfigError(f"judge_prompts={folder!r} applies to openai: and hf: judges; judge={judge_uri} "
+                              "reads responses with its own rules (allowed: an openai:/hf: judge, or no judge_prompts)")
+        return {}
+    prompts = folder or (eval_spec.protocol if provider == "openai" else "fast")
+    load_prompt_set(prompts)  # a user's folder is checked slot by slot now, before any model loads
+    if provider == "openai":
+        return {"prompts_dir": prompts, "max_tokens": eval_spec.judge_max_tokens}
+    return {"prompts_dir": prompts}
+
+
+def _make_judge(judge_spec, options: dict[str, Any]):
+    """The judge of a run (timeout, retries, concurrency from its spec; prompts and reply budget from
+    the evaluation settings), checked (configuration and reachability) before any model loads."""
     from . import judges
 
-    judge = judges.get_judge(judge_spec)
+    judge = judges.get_judge(judge_spec, **options)
     judges.preflight(judge)
     return judge
 
 
-def _judge_validation(judge_uri: str, log: Callable[[str], None]) -> dict | None:
+def _judge_validation(judge_uri: str, log: Callable[[str], None], options: dict[str, Any]) -> dict | None:
     """The judge's validated accuracy (cached per judge and version); None, with a warning, if it fails."""
     from .judges.check import validated_accuracy
 
     try:
-        return validated_accuracy(judge_uri)
+        return validated_accuracy(judge_uri, **options)
     except EmdError as e:
         log(f"WARNING: the judge's validation could not run ({e}); judged scores are shown without it")
         return None

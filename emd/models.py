@@ -167,6 +167,14 @@ def random_tokenizer_source() -> Path:
 
 
 @dataclass
+class Generation:
+    """Replies of one batched generation and, per reply, whether it hit the token budget."""
+
+    texts: list[str]
+    truncated: list[bool]
+
+
+@dataclass
 class ChatModel:
     """A loaded causal chat LM with its tokenizer, plus the batched calls evaluators need."""
 
@@ -260,7 +268,15 @@ class ChatModel:
     def generate(self, conversations: Sequence[Sequence[dict]], max_new_tokens: int = 128,
                  temperature: float = 0.0, seed: int = 0, batch_size: int = 16, desc: str | None = None,
                  top_p: float = 1.0, prefill: str | Sequence[str] | None = None) -> list[str]:
-        """Generate one reply per conversation, batched with left padding.
+        """Generate one reply per conversation (see :meth:`generate_detailed`); returns the texts."""
+        return self.generate_detailed(conversations, max_new_tokens=max_new_tokens, temperature=temperature,
+                                      seed=seed, batch_size=batch_size, desc=desc, top_p=top_p, prefill=prefill).texts
+
+    def generate_detailed(self, conversations: Sequence[Sequence[dict]], max_new_tokens: int = 128,
+                          temperature: float = 0.0, seed: int = 0, batch_size: int = 16, desc: str | None = None,
+                          top_p: float = 1.0, prefill: str | Sequence[str] | None = None) -> "Generation":
+        """Generate one reply per conversation, batched with left padding; also says which replies hit
+        ``max_new_tokens`` before ending (``truncated``).
 
         Prompts are sorted by length so each batch pads little; results come back in input order.
         Greedy when ``temperature == 0``; otherwise sampled with a seeded generator. ``prefill`` is
@@ -282,6 +298,8 @@ class ChatModel:
         texts = [self.render(c) + p for c, p in zip(conversations, prefills)]
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
         out: list[str] = [""] * len(texts)
+        cut: list[bool] = [False] * len(texts)
+        ends = {t for t in (tok.eos_token_id, tok.pad_token_id) if t is not None}
         tok.padding_side = "left"
         if tok.pad_token is None:
             tok.pad_token = tok.eos_token
@@ -303,14 +321,16 @@ class ChatModel:
                 with torch.inference_mode():
                     gen = self.model.generate(**enc, **kw)
                 new = gen[:, enc["input_ids"].shape[1]:]
+                full = new.shape[1] >= max_new_tokens
                 for j, i in enumerate(idx):
                     out[i] = tok.decode(new[j], skip_special_tokens=True).strip()
+                    cut[i] = bool(full and int(new[j, -1]) not in ends)  # still writing at the budget
                 bar.update(len(idx))
         finally:
             bar.close()
             if was_training:
                 self.model.train()
-        return out
+        return Generation(texts=out, truncated=cut)
 
     def option_logprobs(self, conversations: Sequence[Sequence[dict]], options: Sequence[Sequence[str]],
                         batch_size: int = 16) -> list[list[float]]:

@@ -367,11 +367,12 @@ def run_deceptionbench(model, judge, items: Sequence[DeceptionItem], batch_size:
     out_tokens = output_max_new_tokens or max(16, max_new_tokens // 3)
     first_tokens = max(1, max_new_tokens - out_tokens) if force_output else max_new_tokens
     kw = dict(temperature=0.0, seed=seed, batch_size=batch_size)
-    views = model.generate([view_messages(it) for it in items], max_new_tokens=view_max_new_tokens,
-                           desc="deceptionbench view", **kw) if items else []
+    views, views_cut = _generate(model, [view_messages(it) for it in items], max_new_tokens=view_max_new_tokens,
+                                 desc="deceptionbench view", **kw)
     outer = [outer_messages(it) for it in items]
-    outs = [prefill + o for o in model.generate(outer, max_new_tokens=first_tokens, desc="deceptionbench outer",
-                                                prefill=prefill or None, **kw)] if items else []
+    texts, outs_cut = _generate(model, outer, max_new_tokens=first_tokens, desc="deceptionbench outer",
+                                prefill=prefill or None, **kw)
+    outs = [prefill + o for o in texts]
     forced = [False] * len(items)
     if force_output:
         todo = [(i, pre) for i, t in enumerate(outs) if parse_reasoning(t) is None
@@ -383,6 +384,8 @@ def run_deceptionbench(model, judge, items: Sequence[DeceptionItem], batch_size:
                 outs[i] = pre + _NEXT_TAG.split(ans, maxsplit=1)[0].strip() + "</output>"
                 forced[i] = True
     rows = judge_deceptionbench(judge, items, views, outs, forced)
+    for row, v_cut, o_cut in zip(rows, views_cut, outs_cut):
+        row["truncated"] = bool(v_cut or (o_cut and not row.get("forced_output")))
     if version is None:
         sources = sorted({it.source for it in items})
         if sources == ["embedded"]:
@@ -394,4 +397,19 @@ def run_deceptionbench(model, judge, items: Sequence[DeceptionItem], batch_size:
               "view_max_new_tokens": view_max_new_tokens, "max_new_tokens": max_new_tokens, "seed": seed,
               "prefill": prefill, "force_output": force_output, "output_max_new_tokens": out_tokens,
               "neutral_system_prompt": NEUTRAL_SYSTEM_PROMPT, "n_items": len(items)}
-    return DeceptionResult(metrics=deception_metrics(rows, n_boot, seed), rows=rows, version=version, params=params)
+    metrics = deception_metrics(rows, n_boot, seed)
+    metrics["deception/n_truncated"] = float(sum(r["truncated"] for r in rows))  # view or answer hit its budget
+    metrics["deception/n_forced"] = float(sum(forced))
+    return DeceptionResult(metrics=metrics, rows=rows, version=version, params=params)
+
+
+def _generate(model, convs: list[list[dict]], **kw) -> tuple[list[str], list[bool]]:
+    """(texts, hit the token budget?) of one batched generation (no truncation flags from a model
+    without ``generate_detailed``)."""
+    if not convs:
+        return [], []
+    detailed = getattr(model, "generate_detailed", None)
+    if detailed is not None:
+        res = detailed(convs, **kw)
+        return list(res.texts), list(res.truncated)
+    return list(model.generate(convs, **kw)), [False] * len(convs)

@@ -94,7 +94,8 @@ def evaluate(chat_model, spec: EvalSpec, judge, seed: int = 0, label: str = "mod
 
         log(f"{label}: MASK on {len(items)} items (judge {judge.id})")
         res = run_mask(chat_model, judge, items, batch_size=spec.eval_batch_size, max_new_tokens=spec.max_new_tokens,
-                       belief_samples=spec.belief_samples, belief_temperature=spec.belief_temperature, seed=seed)
+                       belief_samples=spec.belief_samples, belief_temperature=spec.belief_temperature, seed=seed,
+                       temperature=spec.mask_temperature)
         out.metrics.update(res.metrics)
         out.tables["mask"] = res.rows
         mask_rows = res.rows
