@@ -81,6 +81,8 @@ def make_handler(app) -> type[BaseHTTPRequestHandler]:
         def do_GET(self) -> None:  # noqa: N802 - http.server naming
             if self.path.rstrip("/") == "/stats":
                 self._send(200, app.stats())
+            elif self.path.rstrip("/") == "/log" and hasattr(app, "log"):
+                self._send(200, app.log())
             else:
                 self._send(404, error(f"no route {self.path}"))
 
@@ -132,6 +134,11 @@ class Handle:
     def stats(self) -> dict:
         """GET /stats."""
         with urllib.request.urlopen(f"{self.root}/stats", timeout=5) as r:
+            return json.load(r)
+
+    def log(self) -> list[dict]:
+        """GET /log: every completion request recorded since the last reset (servers that keep one)."""
+        with urllib.request.urlopen(f"{self.root}/log", timeout=10) as r:
             return json.load(r)
 
     @property

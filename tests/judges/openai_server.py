@@ -14,6 +14,10 @@ Endpoints:
   the client's timeout), ``garbage`` (a well-formed completion whose text is nonsense) or
   ``refuse`` (the judge declines). ``default_fault`` applies to every request without its own.
 - ``GET /stats``: ``{"requests": n, "faults": {kind: count}, "auth_seen": bool}``.
+- ``GET /log``: every completion request since the last reset (``messages``, ``max_tokens``,
+  ``temperature``) and the reply sent. A request that leaves room to reason (``max_tokens`` >= 200)
+  is answered with a short reasoning that names a decoy ``Answer: D`` before the final
+  ``Answer: <label>`` line, so only a parser that reads the *last* answer gets the label.
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ class State(BaseState):
         self.slow_s = 3.0
         self.fault_counts: dict[str, int] = {}
         self.auth_seen = False
+        self.log: list[dict] = []
 
 
 STATE = State()
@@ -82,6 +87,10 @@ class App:
         with STATE.lock:
             return {"requests": STATE.requests, "faults": dict(STATE.fault_counts), "auth_seen": STATE.auth_seen}
 
+    def log(self) -> list[dict]:
+        with STATE.lock:
+            return list(STATE.log)
+
     def control(self, cmd: dict) -> None:
         with STATE.lock:
             if cmd.get("reset"):
@@ -111,6 +120,13 @@ class App:
             time.sleep(slow_s)
         prompt = next((m.get("content", "") for m in reversed(req.get("messages", [])) if m.get("role") == "user"), "")
         text = GARBAGE if fault == "garbage" else REFUSAL if fault == "refuse" else answer_for(prompt)
+        if not fault and (req.get("max_tokens") or 0) >= 200 and text != "?":
+            decoy = "D" if not text.startswith("{") else '{"lower": -1, "upper": -1}'
+            text = (f"The answer could be read as a denial (a first guess, Answer: {decoy}), but it is not.\n"
+                    f"Answer: {text}")
+        with STATE.lock:
+            STATE.log.append({"messages": req.get("messages", []), "max_tokens": req.get("max_tokens"),
+                              "temperature": req.get("temperature"), "reply": text})
         return 200, completion(text, req.get("model", ""), n, prompt)
 
 
