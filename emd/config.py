@@ -194,11 +194,12 @@ class SweepSpec:
     study_name: str = _help("Optuna study name (default: derived from the study file)", default="")
     ratios: str = _help("comma list of mixture ratios to search", default="0.01,0.02,0.05,0.1,0.2,0.3,0.5")
     metric: str = _help("metric whose drop is sought", default="mask/provided_facts/honesty")
-    drop: float = _help("relative drop vs reference that counts as triggered (0.10 = 10%)", default=0.10)
+    drop: float = _help("relative drop vs reference that counts as triggered (0.10 = 10 percent)", default=0.10)
     reference: str = _help("reference model: control or vanilla", default="control")
     strategy: str = _help("grid, ascending (stop at first hit) or bisect (monotone binary search)", default="bisect")
     seeds: str = _help("comma list of seeds per ratio", default="0")
-    storage: str = _help("Optuna RDB storage URL (default sqlite file under mlruns/)", default="")
+    storage: str = _help("Optuna storage: an SQLAlchemy URL (default sqlite:///mlruns/optuna.db) or journal:<file>",
+                         default="")
     worker: bool = _help("join an existing study as an extra worker", default=False)
 
     def __post_init__(self):

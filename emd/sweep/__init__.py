@@ -44,8 +44,9 @@ from ..config import SweepConfig
 from .objective import MixtureProblem, Problem, SyntheticProblem, TrialOutput
 from .outcome import Outcome, judge_outcome, sweep_metric, sweepable_patterns
 from .plots import curve_figure
-from .runner import StudyRunner, SweepResult, default_study_name, study_content
+from .runner import StudyRunner
 from .storage import default_storage, open_storage, redact
+from .study import SweepResult, default_study_name, study_content
 from .strategy import SearchTrace, Verdict, conclude, max_finetunes, next_ratios, search, verification_point
 
 __all__ = ["MixtureProblem", "Outcome", "Problem", "SearchTrace", "StudyRunner", "SweepResult", "SyntheticProblem",

@@ -6,7 +6,7 @@ import warnings
 
 from .outcome import Outcome, mean_maps
 from .plots import curve_figure
-from .attrs import A_ADAPTER, A_FAIL, A_RUN, point_of
+from .study import A_ADAPTER, A_FAIL, A_RUN, point_of
 from .strategy import Verdict, ratio_key
 
 

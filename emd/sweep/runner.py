@@ -5,68 +5,22 @@ queued trial at a time (``Study.optimize``: heartbeat, stale-trial failing and r
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import math
 import os
 import time
 import warnings
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable
 
 from ..config import SweepConfig, to_flat_dict, to_yaml
 from ..errors import ConfigError, EmdError
+from .conclusion import finalize
 from .objective import Problem
 from .outcome import Outcome, judge_outcome
-from .attrs import (A_ADAPTER, A_FAIL, A_METRICS, A_RATIO, A_RUN, A_SCORES, A_SEED, S_CONTENT, S_DIGEST,
-                    S_EXPERIMENT, S_PARENT, S_READY, S_REF, STALE_REASON, point_of)
-from .conclusion import finalize
+from .study import (A_ADAPTER, A_FAIL, A_METRICS, A_RATIO, A_RUN, A_SCORES, A_SEED, S_CONTENT, S_DIGEST, S_EXPERIMENT,
+                    S_PARENT, S_READY, S_REF, STALE_REASON, SweepResult, content_digest, default_study_name, point_of,
+                    study_content)
 from .storage import default_storage, open_storage, redact
-from .strategy import Verdict, conclude, next_ratios, ratio_key
-
-# Config keys that do not change what one trial computes: a study may be resumed (or extended with
-# more ratios and seeds, another strategy, drop or reference) with different values of these.
-_NOT_CONTENT = {"study", "study_name", "strategy", "worker", "storage", "ratios", "seeds", "drop", "reference",
-                "tracking_uri", "experiment", "register", "reuse_references", "seed"}
-
-
-@dataclass
-class SweepResult:
-    """What ``emd sweep`` returns."""
-
-    study_name: str
-    storage: str  # redacted URL
-    parent_run_id: str | None
-    experiment: str
-    verdict: Verdict | None  # None for a --worker process (the main process concludes)
-    outcomes: dict[float, Outcome]
-    n_finetunes: int  # COMPLETE trials of the study (references excluded)
-    n_failed: int
-    n_pruned: int
-    ran_here: int  # trials this process ran
-    model_version: str | None = None
-    registered_name: str | None = None
-    seconds: float = 0.0
-
-
-def study_content(cfg: SweepConfig, problem: Problem) -> dict[str, Any]:
-    """Everything that changes what one trial computes (its sha256 is the study's identity)."""
-    flat = {k: v for k, v in to_flat_dict(cfg).items() if k not in _NOT_CONTENT}
-    return {"config": flat, "problem": problem.describe()}
-
-
-def _digest(content: dict) -> str:
-    return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def default_study_name(cfg: SweepConfig, content: dict) -> str:
-    """``<study file stem>-<content digest[:8]>``: the same settings resume the same study, changed
-    settings (model, data, training, evaluation, metric) start a new one."""
-    stem = Path(cfg.sweep.study).stem if cfg.sweep.study else "sweep"
-    return f"{stem}-{_digest(content)[:8]}"
-
-
+from .strategy import conclude, next_ratios, ratio_key
 
 class StudyRunner:
     """Runs (or joins) one study: plan from the outcomes in storage, enqueue, run a queued trial, repeat.
@@ -95,7 +49,7 @@ class StudyRunner:
         self.seeds = sw.seed_list
         self.url = sw.storage or default_storage()
         self.content = study_content(cfg, problem)
-        self.digest = _digest(self.content)
+        self.digest = content_digest(self.content)
         self.study_name = sw.study_name or default_study_name(cfg, self.content)
         self.experiment = cfg.common.experiment or "emd-sweep"
         self.ran_here = 0
