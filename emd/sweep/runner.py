@@ -19,7 +19,7 @@ from .outcome import Outcome, judge_outcome
 from .study import (A_ADAPTER, A_FAIL, A_METRICS, A_RATIO, A_RUN, A_SCORES, A_SEED, S_CONTENT, S_DIGEST, S_EXPERIMENT,
                     S_PARENT, S_READY, S_REF, STALE_REASON, SweepResult, content_digest, default_study_name, point_of,
                     study_content)
-from .storage import default_storage, open_storage, redact
+from .storage import default_storage, has_heartbeat, open_storage, redact
 from .strategy import conclude, next_ratios, ratio_key
 
 class StudyRunner:
@@ -61,6 +61,8 @@ class StudyRunner:
 
         self.storage = open_storage(self.url, heartbeat_s=self.heartbeat_s, stale_after_s=self.stale_after_s,
                                     on_stale=self._on_stale)
+        if not has_heartbeat(self.storage):
+            self.log("sweep: this storage has no heartbeat (journal): a trial whose process is killed stays RUNNING")
         sampler = optuna.samplers.RandomSampler(seed=self.cfg.common.seed)  # every point comes from the queue
         if self.cfg.sweep.worker:
             deadline = time.time() + self.join_timeout_s
