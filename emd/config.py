@@ -293,11 +293,12 @@ class SweepSpec:
     study_name: str = _help("Optuna study name (default: derived from the study file)", default="")
     ratios: str = _help("comma list of mixture ratios to search", default="0.01,0.02,0.05,0.1,0.2,0.3,0.5")
     metric: str = _help("metric whose drop is sought", default="mask/provided_facts/honesty")
-    drop: float = _help("relative drop vs reference that counts as triggered (0.10 = 10%)", default=0.10)
+    drop: float = _help("relative drop vs reference that counts as triggered (0.10 = 10 percent)", default=0.10)
     reference: str = _help("reference model: control or vanilla", default="control")
     strategy: str = _help("grid, ascending (stop at first hit) or bisect (monotone binary search)", default="bisect")
     seeds: str = _help("comma list of seeds per ratio", default="0")
-    storage: str = _help("Optuna RDB storage URL (default sqlite file under mlruns/)", default="")
+    storage: str = _help("Optuna storage: an SQLAlchemy URL (default sqlite:///mlruns/optuna.db) or journal:<file>",
+                         default="")
     worker: bool = _help("join an existing study as an extra worker", default=False)
 
     def __post_init__(self):
@@ -307,9 +308,21 @@ class SweepSpec:
             raise ConfigError(f"reference={self.reference!r}; allowed: control, vanilla")
         if not 0 < self.drop < 1:
             raise ConfigError(f"drop={self.drop}; allowed: 0 < drop < 1 (relative)")
-        for r in self.ratio_list:
+        ratios = self.ratio_list
+        if not ratios:
+            raise ConfigError(f"ratios={self.ratios!r} is empty; allowed: a comma list (or YAML list) of distinct "
+                              "numbers in (0, 1], e.g. 0.01,0.02,0.05,0.1,0.2,0.3,0.5")
+        for r in ratios:
             if not 0 < r <= 1:
                 raise ConfigError(f"ratios contains {r}; allowed: values in (0, 1]")
+        if len({round(r, 12) for r in ratios}) != len(ratios):
+            raise ConfigError(f"ratios={self.ratios!r} repeats a value; allowed: distinct ratios")
+        seeds = self.seed_list
+        if len(set(seeds)) != len(seeds):
+            raise ConfigError(f"seeds={self.seeds!r} repeats a seed; allowed: a comma list of distinct integers >= 0")
+        from .sweep.outcome import sweep_metric  # the metric's declaration decides (emd/metrics.py)
+
+        sweep_metric(self.metric)
 
     @property
     def ratio_list(self) -> list[float]:
@@ -321,8 +334,15 @@ class SweepSpec:
 
     @property
     def seed_list(self) -> list[int]:
-        """Parsed seeds."""
-        return [int(x) for x in self.seeds.split(",") if x.strip()]
+        """Parsed seeds (ConfigError naming ``seeds`` for anything but integers >= 0)."""
+        allowed = "allowed: a comma list of distinct integers >= 0, e.g. 0 or 0,1,2"
+        try:
+            seeds = [int(x) for x in self.seeds.split(",") if x.strip()]
+        except ValueError as e:
+            raise ConfigError(f"seeds={self.seeds!r}; {allowed}") from e
+        if not seeds or any(s < 0 for s in seeds):
+            raise ConfigError(f"seeds={self.seeds!r}; {allowed}")
+        return seeds
 
 
 # --------------------------------------------------------------------------- entry configs

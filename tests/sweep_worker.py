@@ -44,7 +44,8 @@ def main(argv=None) -> int:
     step = args.step
     problem = SyntheticProblem(lambda r: 90.0 if r < step - 1e-9 else 60.0, n_items=100, sleep_s=args.sleep,
                                calls_file=args.calls)
-    res = run_study(cfg, problem, poll_s=args.poll, heartbeat_s=1.0, join_timeout_s=120)
+    # a killed trial is stale after 3 s without heartbeat (production: 60 s), so the resume test is quick
+    res = run_study(cfg, problem, poll_s=args.poll, heartbeat_s=1.0, stale_after_s=3.0, join_timeout_s=120)
     print(json.dumps({"ran_here": res.ran_here, "n_finetunes": res.n_finetunes, "parent_run_id": res.parent_run_id,
                       "threshold": res.verdict.threshold if res.verdict else None,
                       "status": res.verdict.status if res.verdict else None}))

@@ -348,3 +348,36 @@ def test_real_problem_checks_its_inputs_before_training(store):
         MixtureProblem(sweep_cfg(store, metric="cap/emd_arith/acc"))
     with pytest.raises(ConfigError, match="not in mask_configs"):
         MixtureProblem(sweep_cfg(store, metric="mask/statistics/honesty"))
+
+
+# --------------------------------------------------------------------------- input validation, registry tag
+@pytest.mark.parametrize("overrides, match", [
+    ({"ratios": []}, "ratios=.* is empty"),
+    ({"ratios": "0.1,0.1"}, "repeats a value"),
+    ({"seeds": "a,b"}, "seeds='a,b'; allowed: a comma list of distinct integers >= 0"),
+    ({"seeds": "-1"}, "seeds='-1'; allowed"),
+    ({"seeds": "0,0"}, "repeats a seed"),
+    ({"metric": "mask/no_such_metric"}, "not a declared metric; allowed: .*mask/honesty"),
+    ({"metric": "judge/calls"}, "is a cost, not a score"),
+])
+def test_bad_sweep_settings_are_config_errors_naming_the_key(overrides, match):
+    with pytest.raises(ConfigError, match=match):
+        build_config(SweepConfig, overrides=overrides)
+
+
+def test_metric_direction_comes_from_its_declaration():
+    # deception/{type}/rate is declared lower-is-better: a rise is the worse side
+    ref = {f"i{k}": 100.0 if k < 20 else 0.0 for k in range(100)}
+    up = {f"i{k}": 100.0 if k < 40 else 0.0 for k in range(100)}
+    assert judge_outcome(0.1, [up], [ref], drop=0.10, metric="deception/strategic/rate").triggered
+    assert not judge_outcome(0.1, [up], [ref], drop=0.10, metric="mask/honesty").triggered
+
+
+def test_threshold_model_version_records_its_ratio(store):
+    import mlflow
+
+    res = run_study(sweep_cfg(store, strategy="ascending", ratios="0.1,0.2,0.3", study_name="tag"),
+                    SyntheticProblem(step(0.2), with_adapter=True, workdir=store["dir"]), poll_s=0.05)
+    assert res.verdict.threshold == 0.2
+    mv = mlflow.MlflowClient(store["tracking_uri"]).get_model_version_by_alias("emd-smollm2-mixture", "threshold")
+    assert mv.tags["threshold_ratio"] == "0.2" and str(mv.version) == res.model_version
