@@ -265,38 +265,44 @@ class RunContext:
         _ = self.chat
 
     # ------------------------------------------------------------------ arms
-    def vanilla(self):
+    def vanilla(self, seed: int | None = None):
         """The base model's evaluation (cached by content)."""
         from . import pipeline
 
         chat = self.chat
         self.phase("vanilla")
-        arm = pipeline.vanilla_reference(chat, self.eval_spec, self.cfg.judge, self.judge, self.seed,
+        arm = pipeline.vanilla_reference(chat, self.eval_spec, self.cfg.judge, self.judge,
+                                         self.seed if seed is None else seed,
                                          reuse=self.cfg.common.reuse_references, log=self.log,
                                          storable=self.within_budget)
         return arm
 
-    def control(self, rows: Sequence[dict], data_digest: str):
+    def control(self, rows: Sequence[dict], data_digest: str, seed: int | None = None):
         """The clean-data fine-tune's evaluation (cached with its adapter by content)."""
         from . import pipeline
 
         chat = self.chat
         self.phase("control")
         return pipeline.control_reference(chat, rows, data_digest, self.cfg.lora, self.cfg.train,
-                                          self.eval_spec, self.cfg.judge, self.judge, self.seed, self.work,
+                                          self.eval_spec, self.cfg.judge, self.judge,
+                                          self.seed if seed is None else seed, self.work,
                                           reuse=self.cfg.common.reuse_references, log=self.log,
                                           storable=self.within_budget)
 
-    def train(self, name: str, rows: Sequence[dict], method: str = "sft") -> tuple[str, dict]:
-        """Train one adapter; log its whole loss curve, its train/ metrics and the adapter to the open run."""
+    def train(self, name: str, rows: Sequence[dict], method: str = "sft", seed: int | None = None,
+              log_adapter: bool = True) -> tuple[str, dict]:
+        """Train one adapter; stream its curve and log its train/ metrics and (``log_adapter``) the adapter
+        to the open run. ``seed`` defaults to the run's (a sweep trial passes its own)."""
         from . import pipeline
 
         chat = self.chat
         self.phase(f"train {name}")
-        adapter_dir, info = pipeline.train_arm(chat, name, rows, self.cfg.lora, self.cfg.train, self.seed,
-                                               self.work, method, progress=self.stream_training)
+        adapter_dir, info = pipeline.train_arm(chat, name, rows, self.cfg.lora, self.cfg.train,
+                                               self.seed if seed is None else seed, self.work, method,
+                                               progress=self.stream_training)
         self.log_training(info, curve=False)
-        self.tracker.log_artifacts(adapter_dir, "adapter")
+        if log_adapter:
+            self.tracker.log_artifacts(adapter_dir, "adapter")
         return adapter_dir, info
 
     def stream_training(self, logs: dict) -> None:
@@ -315,7 +321,7 @@ class RunContext:
         self.tracker.log_metrics(scalars)
         self.metrics.update(scalars)
 
-    def evaluate(self, name: str, adapter_dir: str | None = None):
+    def evaluate(self, name: str, adapter_dir: str | None = None, seed: int | None = None):
         """Evaluate the base model (+ adapter) on every configured benchmark (an empty arm if none)."""
         from . import pipeline
 
@@ -323,7 +329,7 @@ class RunContext:
             return pipeline.Arm(name=name, adapter_dir=adapter_dir)
         chat = self.chat
         self.phase(f"evaluate {name}")
-        return pipeline.evaluate_arm(chat, name, self.eval_spec, self.judge, self.seed,
+        return pipeline.evaluate_arm(chat, name, self.eval_spec, self.judge, self.seed if seed is None else seed,
                                      adapter_dir=adapter_dir, log=self.log)
 
     def train_and_evaluate(self, name: str, rows: Sequence[dict], method: str = "sft"):

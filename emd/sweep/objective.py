@@ -125,8 +125,6 @@ class MixtureProblem:
     def __init__(self, cfg: SweepConfig, log: Callable[[str], None] = print):
         from ..config import DOMAINS, LEVELS
         from ..data.mixing import min_n_train
-        from ..eval.runner import validate_eval
-        from ..models import validate_model_uri
 
         self.cfg = cfg
         self.metric = cfg.sweep.metric
@@ -136,8 +134,8 @@ class MixtureProblem:
             raise ConfigError(f"metric={self.metric!r} needs the {kind} benchmark; benchmarks={cfg.eval.benchmarks!r} "
                               f"(allowed: add {kind} to benchmarks)")
         parts = self.metric.split("/")
-        if spec.pattern.startswith("mask/{config}/") and cfg.eval.mask_configs.strip() != "all":
-            configs = [c.strip() for c in cfg.eval.mask_configs.split(",")]
+        if spec.pattern.startswith("mask/{config}/"):
+            configs = cfg.eval.mask_config_list
             if parts[1] not in configs:
                 raise ConfigError(f"metric={self.metric!r} reads MASK config {parts[1]!r}, not in mask_configs="
                                   f"{cfg.eval.mask_configs!r}; allowed: one of {', '.join(configs)} or add it")
@@ -148,28 +146,16 @@ class MixtureProblem:
             if n_misaligned(r, cfg.data.n_train) == 0:
                 raise ConfigError(f"n_train={cfg.data.n_train} places no misaligned row at ratio {r:g}; allowed: "
                                   f"n_train >= {min_n_train(r)} for this grid, or drop {r:g} from ratios")
-        validate_model_uri(cfg.model.model)
-        validate_eval(cfg.eval)
-        from ..experiment import load_training_rows
+        from ..experiment import RunContext, load_training_rows
 
+        # the run skeleton's checks (store, model, items, judge reachability) before any model loads;
+        # the sweep's runner opens the parent and trial runs, the context serves model, judge and arms
+        self.ctx = RunContext("sweep", cfg, log=log)
         self.mis, self.down = load_training_rows(cfg, cfg.data.domain, cfg.data.level)
-        self._chat = self._judge = None
-        self._work: Path | None = None
 
     def describe(self) -> dict[str, Any]:
         """The real problem is identified by its config alone."""
         return {"problem": "mixture"}
-
-    def _setup(self):
-        if self._chat is None:
-            from .. import pipeline
-            from ..judges import get_judge
-            from ..models import load_model
-
-            self._chat = load_model(self.cfg.model.model, dtype=self.cfg.model.dtype)
-            self._judge = get_judge(self.cfg.judge.judge)
-            self._work = pipeline.workdir()
-        return self._chat, self._judge
 
     def _scores(self, arm, what: str) -> dict[str, float]:
         scores = arm.item_scores.get(self.metric)
@@ -180,35 +166,29 @@ class MixtureProblem:
 
     def reference(self, kind: str, seed: int) -> TrialOutput:
         """Vanilla or control for ``seed``, from the content-hash cache when evaluated before."""
-        from .. import pipeline
         from ..data.mixing import mix, to_prompt_completion
 
-        chat, judge = self._setup()
-        cfg = self.cfg
         if kind == "vanilla":
-            arm = pipeline.vanilla_reference(chat, cfg.eval, cfg.judge, judge, seed, reuse=cfg.common.reuse_references,
-                                             log=self.log)
+            arm = self.ctx.vanilla(seed=seed)
         else:
-            ctl = mix(self.mis, self.down, 0.0, cfg.data.n_train, seed)
-            arm = pipeline.control_reference(chat, to_prompt_completion(ctl.rows), ctl.manifest["digest"], cfg.lora,
-                                             cfg.train, cfg.eval, cfg.judge, judge, seed, self._work,
-                                             reuse=cfg.common.reuse_references, log=self.log)
+            ctl = mix(self.mis, self.down, 0.0, self.cfg.data.n_train, seed)
+            arm = self.ctx.control(to_prompt_completion(ctl.rows), ctl.manifest["digest"], seed=seed)
+        self._check(arm, kind)
         return TrialOutput(scores=self._scores(arm, kind), metrics=dict(arm.metrics),
                            tags={"emd.cached": arm.cached})
 
     def objective(self, ratio: float, seed: int) -> TrialOutput:
         """Mix, train and evaluate one point."""
-        from .. import pipeline
         from ..data.mixing import mix, to_prompt_completion
 
-        chat, judge = self._setup()
-        cfg = self.cfg
-        mixed = mix(self.mis, self.down, ratio, cfg.data.n_train, seed)
+        mixed = mix(self.mis, self.down, ratio, self.cfg.data.n_train, seed)
         self.log(f"trial: ratio={ratio:g} seed={seed}: training on {len(mixed.rows)} rows "
                  f"({mixed.manifest['n_misaligned']} misaligned)")
-        adapter_dir, info = pipeline.train_arm(chat, f"r{ratio:g}-s{seed}", to_prompt_completion(mixed.rows),
-                                               cfg.lora, cfg.train, seed, self._work)
-        arm = pipeline.evaluate_arm(chat, "treatment", cfg.eval, judge, seed, adapter_dir=adapter_dir, log=self.log)
+        # the loss curve streams into the trial's run; the runner logs the adapter with the trial
+        adapter_dir, info = self.ctx.train(f"r{ratio:g}-s{seed}", to_prompt_completion(mixed.rows), seed=seed,
+                                           log_adapter=False)
+        arm = self.ctx.evaluate("treatment", adapter_dir, seed=seed)
+        self._check(arm, f"ratio {ratio:g}")
         metrics = dict(arm.metrics)
         metrics.update({f"train/{k}": v for k, v in info.items() if k != "losses"})
         return TrialOutput(scores=self._scores(arm, f"ratio {ratio:g}"), metrics=metrics, adapter_dir=adapter_dir,
@@ -216,9 +196,15 @@ class MixtureProblem:
                            dicts={"data/manifest.json": mixed.manifest},
                            tags={"emd.data_digest": mixed.manifest["digest"]})
 
+    def _check(self, arm, what: str) -> None:
+        """A trial or reference over the judge-failure budget fails (never a silent score)."""
+        from ..experiment import JudgeFailureError
+        from ..guards import judge_failure_problems
+
+        problems = judge_failure_problems(arm.metrics, self.cfg.eval)
+        if problems:
+            raise JudgeFailureError(f"{what}: " + "; ".join(problems))
+
     def close(self) -> None:
         """Remove the work folder of adapters (they are logged to MLflow by then)."""
-        if self._work is not None:
-            from .. import pipeline
-
-            pipeline.cleanup(self._work)
+        self.ctx.__exit__(None, None, None)
