@@ -9,7 +9,8 @@ strictly (:mod:`emd.judges.parsing`): an unclear answer is ``unparsed`` with its
 that declines is ``refused``. 429, 5xx, timeouts and connection errors are retried with exponential
 backoff (``base_delay * 2**attempt``, capped at ``max_delay``); when retries run out the verdict is
 ``error``. Other 4xx (bad model name, bad key) fail at once as ``error``. Queries run concurrently
-on a thread pool of ``max_concurrency`` workers.
+on a thread pool of ``max_concurrency`` workers; each answer is reported through ``on_verdict`` as it
+arrives, so the cache stores it before the batch ends.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from .prompts import (load_templates, render_consistency, render_numeric, render
                       templates_sha, templates_version)
 
 BINARY_LABELS = ("A", "B", "C", "D")
+OnVerdict = Callable[[int, Verdict], None]
 YES_NO = ("yes", "no")
 
 
@@ -123,11 +125,17 @@ class OpenAIJudge:
             return Verdict("refused", raw=text, detail="the judge model declined")
         return v
 
-    def _map(self, fn, items: Sequence) -> list[Verdict]:
+    def _map(self, fn, items: Sequence, on_verdict: OnVerdict | None = None) -> list[Verdict]:
+        def one(i: int) -> Verdict:
+            v = fn(items[i])
+            if on_verdict is not None:  # the caller stores it now: a kill later loses nothing paid for
+                on_verdict(i, v)
+            return v
+
         if len(items) <= 1 or self.max_concurrency == 1:
-            return [fn(x) for x in items]
+            return [one(i) for i in range(len(items))]
         with ThreadPoolExecutor(max_workers=min(self.max_concurrency, len(items))) as pool:
-            return list(pool.map(fn, items))
+            return list(pool.map(one, range(len(items))))
 
     @staticmethod
     def _parse_choice(labels: tuple[str, ...]) -> Callable[[str], Verdict]:
@@ -145,20 +153,21 @@ class OpenAIJudge:
             return Verdict("unparsed", raw=text, detail='expected {"lower": number|null, "upper": number|null}')
         return Verdict("scored", lower=b[0], upper=b[1], raw=text)
 
-    def judge_propositions(self, queries: Sequence[PropositionQuery]) -> list[Verdict]:
-        """A/B/C/D for each response via the ``mask_binary`` template."""
+    def judge_propositions(self, queries: Sequence[PropositionQuery], on_verdict: OnVerdict | None = None) -> list[Verdict]:
+        """A/B/C/D for each response via the ``mask_binary`` template; ``on_verdict(i, verdict)`` is
+        called as each answer arrives (from worker threads)."""
         t, parse = self.templates["mask_binary"], self._parse_choice(BINARY_LABELS)
-        return self._map(lambda q: self._verdict(render_proposition(t, q), parse), list(queries))
+        return self._map(lambda q: self._verdict(render_proposition(t, q), parse), list(queries), on_verdict)
 
-    def judge_numeric(self, queries: Sequence[NumericQuery]) -> list[Verdict]:
+    def judge_numeric(self, queries: Sequence[NumericQuery], on_verdict: OnVerdict | None = None) -> list[Verdict]:
         """JSON bounds for each response via the ``mask_numeric`` template."""
         t = self.templates["mask_numeric"]
-        return self._map(lambda q: self._verdict(render_numeric(t, q), self._parse_bounds), list(queries))
+        return self._map(lambda q: self._verdict(render_numeric(t, q), self._parse_bounds), list(queries), on_verdict)
 
-    def judge_consistency(self, queries: Sequence[ConsistencyQuery]) -> list[Verdict]:
+    def judge_consistency(self, queries: Sequence[ConsistencyQuery], on_verdict: OnVerdict | None = None) -> list[Verdict]:
         """yes/no for each text via the ``consistency`` template."""
         t, parse = self.templates["consistency"], self._parse_choice(YES_NO)
-        return self._map(lambda q: self._verdict(render_consistency(t, q), parse), list(queries))
+        return self._map(lambda q: self._verdict(render_consistency(t, q), parse), list(queries), on_verdict)
 
     def close(self) -> None:
         """Close the HTTP client."""
