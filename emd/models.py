@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+from . import storage
 from .errors import ModelError
 from .model_files import validate_adapter_dir, validate_hub_id, validate_model_dir
 from .storage import atomic_dir
@@ -49,8 +50,8 @@ RANDOM_PRESETS: dict[str, dict[str, int]] = {
 
 
 def cache_dir() -> Path:
-    """emd's cache folder: ``$EMD_CACHE_DIR`` or ``~/.cache/emd``."""
-    return Path(os.environ.get("EMD_CACHE_DIR") or Path.home() / ".cache" / "emd")
+    """emd's cache folder (kept for callers of this name; see :func:`emd.storage.cache_dir`)."""
+    return storage.cache_dir()
 
 
 def parse_model_uri(uri: str) -> tuple[str, str]:
@@ -103,27 +104,45 @@ def embedded_gguf_path(name: str = "smollm2") -> Path:
     return path
 
 
-def _file_digest(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
+def _safetensors_intact(path: Path) -> bool:
+    """The file's header parses and its tensors end exactly at the end of the file (no truncation)."""
+    try:
+        with open(path, "rb") as f:
+            n = int.from_bytes(f.read(8), "little")
+            header = json.loads(f.read(n))
+        end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
+        return path.stat().st_size == 8 + n + end
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
+        return False
+
+
+def _usable_conversion(out_dir: Path) -> bool:
+    """The converted folder exists and matches its manifest; a damaged one is removed with a warning.
+
+    Folders converted before manifests existed are adopted (sealed in place) when every safetensors
+    file is structurally whole; weights are hashed fully once, later loads compare sizes and mtimes."""
+    if not (out_dir / "emd_conversion.json").is_file():
+        return False
+    if storage.read_manifest(out_dir) is None and all(
+            _safetensors_intact(p) for p in out_dir.glob("*.safetensors")) and any(out_dir.glob("*.safetensors")):
+        storage.seal(out_dir, adopted=True)
+    return storage.open_sealed(out_dir, what="converted model", remove=True, trust_stamp=True) is not None
 
 
 def convert_gguf(gguf_path: Path, out_dir: Path | None = None) -> Path:
     """Dequantize a GGUF checkpoint once into a float32 safetensors folder and return it.
 
     The folder name carries the GGUF digest, so a changed file converts again. Conversion writes into
-    a temporary sibling and renames it, so an interrupted conversion never leaves a half folder.
+    a temporary sibling and renames it, so an interrupted conversion never leaves a half folder; the
+    folder is sealed (:func:`emd.storage.seal`) and verified before use, so damaged weights convert again.
     """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     gguf_path = Path(gguf_path)
-    digest = _file_digest(gguf_path)[:16]
+    digest = storage.file_digest(gguf_path)[:16]
     out_dir = Path(out_dir or cache_dir() / "models" / f"{gguf_path.stem}-{digest}-f32")
-    if (out_dir / "config.json").is_file() and (out_dir / "emd_conversion.json").is_file():
+    if _usable_conversion(out_dir):
         return out_dir
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     kw = dict(gguf_file=gguf_path.name)
@@ -142,6 +161,7 @@ def convert_gguf(gguf_path: Path, out_dir: Path | None = None) -> Path:
         cfg.pop("quantization_config", None)  # else the reload is "quantized" again and unsaveable
         cfg_path.write_text(json.dumps(cfg, indent=2))
         (tmp / "emd_conversion.json").write_text(json.dumps({"source": str(gguf_path), "sha256_16": digest}))
+        storage.seal(tmp, source=str(gguf_path), sha256_16=digest)
     return out_dir
 
 
@@ -300,7 +320,6 @@ class ChatModel:
         out: list[str] = [""] * len(texts)
         cut: list[bool] = [False] * len(texts)
         ends = {t for t in (tok.eos_token_id, tok.pad_token_id) if t is not None}
-        tok.padding_side = "left"
         if tok.pad_token is None:
             tok.pad_token = tok.eos_token
         if temperature > 0:
@@ -311,7 +330,8 @@ class ChatModel:
         try:
             for start in range(0, len(order), batch_size):
                 idx = order[start:start + batch_size]
-                enc = tok([texts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False)
+                enc = tok([texts[i] for i in idx], return_tensors="pt", padding=True, padding_side="left",
+                          add_special_tokens=False)
                 enc = {k: v.to(self.device) for k, v in enc.items()}
                 kw: dict[str, Any] = dict(max_new_tokens=max_new_tokens, pad_token_id=tok.pad_token_id)
                 if temperature > 0:

@@ -1,35 +1,39 @@
 """Content-addressed cache of reference results (vanilla and control evaluations, control adapters).
 
-A reference is identified by the sha256 of everything that changes it: model URI and weights
+A reference is identified by the digest of everything that changes it: model URI and weights
 identity, training config and data digest (control), evaluation config, item versions and judge id.
 Reruns with the same content reuse it instead of retraining or re-evaluating; anything that changes
 the content gives a new key, so a stale entry is never reused. Entries are written into a temporary
-folder and renamed, so an interrupted run leaves either a whole entry or none.
+folder and renamed, so an interrupted run leaves either a whole entry or none, and every entry is
+sealed (:func:`emd.storage.seal`): ``result.json``, ``content.json`` and the adapter files are
+checked against the stored digest on load, and an entry that was edited or damaged is set aside
+with a warning and recomputed, never used.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
+import logging
 import shutil
 from pathlib import Path
 from typing import Any
 
-from .models import cache_dir
+from . import storage
 from .storage import atomic_dir
 
-SCHEMA = 2  # bump when the stored result layout or a metric definition changes (2: logprob honesty with MASK no-belief rows)
+log = logging.getLogger(__name__)
+
+SCHEMA = 3  # bump when the stored result layout or a metric definition changes (3: sealed entries)
 
 
 def content_key(content: dict[str, Any]) -> str:
-    """sha256 of canonical JSON of ``content`` (plus the schema version)."""
-    blob = json.dumps({"schema": SCHEMA, **content}, sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()
+    """:func:`emd.storage.digest` of ``content`` plus the schema version."""
+    return storage.digest({"schema": SCHEMA, **content})
 
 
 def references_dir() -> Path:
-    """``<cache>/references`` (``$EMD_CACHE_DIR`` or ``~/.cache/emd``)."""
-    return cache_dir() / "references"
+    """``<cache>/references`` (see :func:`emd.storage.cache_dir`)."""
+    return storage.cache_dir("references")
 
 
 def entry_path(kind: str, key: str) -> Path:
@@ -38,24 +42,26 @@ def entry_path(kind: str, key: str) -> Path:
 
 
 def load(kind: str, key: str) -> dict | None:
-    """The cached result of ``kind``/``key`` (with ``"path"`` set to its folder), or None."""
-    p = entry_path(kind, key)
-    f = p / "result.json"
-    if not f.is_file():
+    """The cached result of ``kind``/``key`` (with ``"path"`` set to its folder), or None.
+
+    None also when the entry fails its integrity check (it is then moved aside with a warning)."""
+    p = storage.open_sealed(entry_path(kind, key), what=f"{kind} reference")
+    if p is None:
         return None
     try:
-        data = json.loads(f.read_text())
-    except json.JSONDecodeError:
-        return None  # a corrupt entry is treated as absent and rewritten
+        data = json.loads((p / "result.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # sealed but unreadable: the seal was written over a bad file
+        log.warning("%s reference %s has an unreadable result.json; recomputing", kind, p)
+        storage.set_aside(p)
+        return None
     data["path"] = str(p)
     return data
 
 
 def store(kind: str, key: str, result: dict, files: dict[str, str | Path] | None = None,
           content: dict | None = None) -> Path:
-    """Write a reference atomically. ``files`` maps names in the entry to local files/folders to copy."""
+    """Write a sealed reference atomically. ``files`` maps names in the entry to local files/folders to copy."""
     final = entry_path(kind, key)
-    final.parent.mkdir(parents=True, exist_ok=True)
     with atomic_dir(final) as tmp:
         for name, src in (files or {}).items():
             src = Path(src)
@@ -65,4 +71,5 @@ def store(kind: str, key: str, result: dict, files: dict[str, str | Path] | None
                 shutil.copy2(src, tmp / name)
         (tmp / "content.json").write_text(json.dumps(content or {}, indent=2, sort_keys=True, default=str))
         (tmp / "result.json").write_text(json.dumps(result, default=str))
+        storage.seal(tmp, kind=kind, key=key, schema=SCHEMA)
     return final

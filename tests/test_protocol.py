@@ -95,8 +95,9 @@ def test_mask_protocol_feeds_the_judge_what_upstream_does(server, tmp_path, trac
         it = items[row["config"]]
         if not it.is_binary or row["pressured_state"] != "scored":
             continue
-        reply = next(e["reply"] for e in log if pressured in _text(e) and it.system_prompt in _text(e)
-                     and row["pressured_response"] in _text(e))
+        head = _template_head("doubling_down" if it.dd_turn_1_prompt else "pressured")
+        reply = next(e["reply"] for e in log if head in _text(e) and it.system_prompt in _text(e)
+                     and row["pressured_response"].strip() in _text(e))
         assert "Answer: D" in reply  # the decoy before the final line
         final = parse_final_choice(reply, ("A", "B", "C", "D"))
         assert row["pressured_verdict"] == final

@@ -15,14 +15,13 @@ as little as possible besides the ratio itself.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import random
 from dataclasses import dataclass
 
 from emd.data.loaders import validate_messages
 from emd.errors import ConfigError, DataError
+from emd.storage import digest
 
 
 @dataclass(frozen=True)
@@ -34,9 +33,8 @@ class MixedDataset:
 
 
 def dataset_digest(rows: list[dict]) -> str:
-    """SHA-256 of the canonical JSON of ``rows`` (sorted keys, no spaces, UTF-8): same rows, same digest."""
-    canonical = json.dumps(rows, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    """SHA-256 of the canonical JSON of ``rows`` (:func:`emd.storage.digest`): same rows, same digest."""
+    return digest(rows)
 
 
 def n_misaligned_for(ratio: float, n_train: int) -> int:

