@@ -3,7 +3,6 @@ the (biased ratio x method) grid is ``rounds`` of these (see :mod:`emd.interacti
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import time
@@ -11,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from .. import storage
 from ..config import InteractionConfig
 from ..errors import ConfigError
 from .metrics import collection_metrics, selection_metrics, trajectory_table
@@ -24,14 +24,10 @@ KEY_METRICS = ["mask/honesty", "mask/honesty_logprob", "deception/rate", "probe/
 
 def interaction_cache() -> Path:
     """``<EMD_CACHE_DIR or ~/.cache/emd>/interaction``."""
-    from ..models import cache_dir
-
-    return cache_dir() / "interaction"
+    return storage.cache_dir("interaction")
 
 
-def content_key(content: dict) -> str:
-    """sha256 of canonical JSON."""
-    return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()
+content_key = storage.digest  # the one canonical digest (emd.storage)
 
 
 def collection_key(model_id: dict, adapter: str, population: dict, spec, simulator, scenarios_digest: str) -> str:
