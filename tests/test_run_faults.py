@@ -72,13 +72,16 @@ def test_killed_run_is_marked_failed_by_the_next_run(tmp_path, tracking_uri, iso
 
     env = {**os.environ, "PYTHONPATH": str(REPO), "TMPDIR": str(tmp_path)}
     args = ["--benchmarks", "logprob", "--limit", "2", "--mask-configs", "provided_facts"]
+    _runs(tracking_uri, "emd-evaluate")  # create the store first: two processes migrating one sqlite file race
+    err = open(tmp_path / "killed.err", "w")
     proc = subprocess.Popen([sys.executable, "-m", "emd", "evaluate", *args], env=env, cwd=tmp_path,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+                            stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
     try:
         deadline = time.time() + 300
         while time.time() < deadline and not [r for r in _runs(tracking_uri, "emd-evaluate")
                                                if r.info.status == "RUNNING"]:
-            assert proc.poll() is None, "the evaluation ended before it could be killed"
+            assert proc.poll() is None, ("the evaluation ended before it could be killed: "
+                                         + (tmp_path / "killed.err").read_text()[-2000:])
             time.sleep(0.5)
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
