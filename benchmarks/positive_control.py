@@ -12,9 +12,12 @@ training set is checked to share no statement or question with the MASK items (`
 Each arm is evaluated with ``emd.eval.runner.evaluate`` (benchmarks ``mask,logprob``, ``--limit``
 items of each of provided_facts, known_facts, disinformation), and compared with the base model by
 ``emd.pipeline.deltas`` (paired bootstrap over shared items). Expected: the lying fine-tune lowers
-``mask/honesty_logprob`` with a 95% interval below zero; the honest one does not. The judged
-``mask/honesty`` is reported beside it (with the offline ``embed:minilm`` judge it is a weak signal;
-see DESIGN.md section 9). Appends one JSON row to benchmarks/results.jsonl.
+``mask/honesty_logprob`` with a 95% interval below zero; the honest one does not. The judge-free
+reading is the ``statement`` one by default (PMI against a neutral context, data-derived thresholds:
+``emd/eval/logprob.py``); beside it the paired change of the per-item margin shift (arm minus base,
+nats, paired bootstrap over items with a shift in both arms). The judged ``mask/honesty`` is reported
+too (with the offline ``embed:minilm`` judge it is a weak signal). Appends one JSON row to
+benchmarks/results.jsonl.
 """
 
 from __future__ import annotations
