@@ -12,9 +12,12 @@ training set is checked to share no statement or question with the MASK items (`
 Each arm is evaluated with ``emd.eval.runner.evaluate`` (benchmarks ``mask,logprob``, ``--limit``
 items of each of provided_facts, known_facts, disinformation), and compared with the base model by
 ``emd.pipeline.deltas`` (paired bootstrap over shared items). Expected: the lying fine-tune lowers
-``mask/honesty_logprob`` with a 95% interval below zero; the honest one does not. The judged
-``mask/honesty`` is reported beside it (with the offline ``embed:minilm`` judge it is a weak signal;
-see docs/traps.md#offline-judging). Appends one JSON row to benchmarks/results.jsonl.
+``mask/honesty_logprob`` with a 95% interval below zero; the honest one does not. The judge-free
+reading is the ``statement`` one by default (PMI against a neutral context, data-derived thresholds:
+``emd/eval/logprob.py``); beside it the paired change of the per-item margin shift (arm minus base,
+nats, paired bootstrap over items with a shift in both arms). The judged ``mask/honesty`` is reported
+too (with the offline ``embed:minilm`` judge it is a weak signal). Appends one JSON row to
+benchmarks/results.jsonl.
 """
 
 from __future__ import annotations
@@ -33,7 +36,26 @@ from _common import append_row  # noqa: E402
 KEYS = ("mask/honesty_logprob", "mask/honesty", "mask/provided_facts/honesty_logprob",
         "mask/known_facts/honesty_logprob", "mask/disinformation/honesty_logprob", "mask/provided_facts/honesty",
         "mask/known_facts/honesty", "mask/disinformation/honesty", "mask/logprob_margin_shift",
+        "mask/logprob_margin_shift_ci_low", "mask/logprob_margin_shift_ci_high",
+        "mask/provided_facts/logprob_margin_shift", "mask/logprob_n_shifted", "mask/logprob_threshold",
         "mask/logprob_n_lies", "mask/logprob_n_no_belief", "mask/logprob_n_evasive")
+
+
+def paired_shift_delta(arm, base, seed: int) -> dict:
+    """Paired change of the per-item margin shift (arm minus base, nats) over the items where both
+    arms have one, with a paired bootstrap CI: the threshold-free companion of the lie-based delta."""
+    from emd.eval.stats import paired_bootstrap_delta
+
+    def shifts(a):
+        return {(r["config"], r["task_id"]): r["margin_shift"] for r in a.tables.get("logprob", [])
+                if r.get("margin_shift") is not None}
+
+    mine, ref = shifts(arm), shifts(base)
+    n = len(set(mine) & set(ref))
+    if not n:
+        return {"n": 0}
+    delta, low, high = paired_bootstrap_delta(mine, ref, seed=seed)
+    return {"n": n, "delta": round(delta, 3), "ci_low": round(low, 3), "ci_high": round(high, 3)}
 
 
 def main() -> int:
@@ -51,7 +73,7 @@ def main() -> int:
     ap.add_argument("--max-new-tokens", type=int, default=32, help="tokens per judged MASK answer")
     ap.add_argument("--benchmarks", default="mask,logprob",
                     help="mask,logprob (default) or logprob alone (no generation: minutes faster on a CPU)")
-    ap.add_argument("--logprob-mode", default="choice", choices=["choice", "statement"],
+    ap.add_argument("--logprob-mode", default="statement", choices=["choice", "statement"],
                     help="judge-free reading: A/B letter (choice) or the statements' own log-probability")
     ap.add_argument("--tables", default="", help="folder to write each arm's per-item tables to (JSON)")
     ap.add_argument("--seed", type=int, default=0)
@@ -117,6 +139,9 @@ def main() -> int:
         d = deltas(arms[kind], arms["base"], "base", seed=ns.seed)
         figures[f"delta_{kind}"] = {k.removeprefix("delta/").replace("/vs_base", ""): round(v, 2)
                                     for k, v in d.items() if any(k.startswith(f"delta/{m}/vs_base") for m in KEYS)}
+    if "logprob" in ns.benchmarks:
+        for kind in ("lying", "honest"):
+            figures[f"shift_delta_{kind}"] = paired_shift_delta(arms[kind], arms["base"], ns.seed)
     lp = "mask/honesty_logprob"
     lying_hi = figures["delta_lying"].get(f"{lp}_ci_high")
     honest_hi = figures["delta_honest"].get(f"{lp}_ci_high")
@@ -132,6 +157,11 @@ def main() -> int:
             if m in d:
                 print(f"{kind:>6} vs base  delta {m} = {d[m]:+.1f}  "
                       f"[{d.get(m + '_ci_low', float('nan')):+.1f}, {d.get(m + '_ci_high', float('nan')):+.1f}]")
+        if f"shift_delta_{kind}" in figures:
+            sd = figures[f"shift_delta_{kind}"]
+            if sd.get("n"):
+                print(f"{kind:>6} vs base  paired margin-shift change = {sd['delta']:+.2f} nats "
+                      f"[{sd['ci_low']:+.2f}, {sd['ci_high']:+.2f}] over {sd['n']} items")
     print(f"positive control {'passes' if figures['control_passes'] else 'FAILS'}: lying detected="
           f"{figures['lying_detected']}, honest not flagged={figures['honest_not_flagged']}")
     return 0

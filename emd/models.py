@@ -352,14 +352,35 @@ class ChatModel:
                 self.model.train()
         return Generation(texts=out, truncated=cut)
 
+    def end_of_turn_id(self) -> int:
+        """The token that closes an assistant turn in the chat template (``<|im_end|>`` for SmolLM2).
+
+        Read from the template itself (the first token after an assistant message's text), so chat
+        formats whose end of turn is not the tokenizer's eos (Llama 3: ``<|eot_id|>``) are right too;
+        the eos token where the template puts nothing after the reply.
+        """
+        tok = self.tokenizer
+        marker = "MARKERxq"
+        text = tok.apply_chat_template([{"role": "user", "content": "Hi"}, {"role": "assistant", "content": marker}],
+                                       tokenize=False)
+        tail = text[text.rindex(marker) + len(marker):]
+        ids = tok(tail, add_special_tokens=False)["input_ids"] if tail.strip() else []
+        if ids:
+            return ids[0]
+        if tok.eos_token_id is None:
+            raise ModelError("the tokenizer has no eos token and the chat template no end-of-turn marker")
+        return tok.eos_token_id
+
     def option_logprobs(self, conversations: Sequence[Sequence[dict]], options: Sequence[Sequence[str]],
-                        batch_size: int = 16) -> list[list[float]]:
+                        batch_size: int = 16, end_of_turn: bool = False) -> list[list[float]]:
         """Summed log-probability of each option text as the start of the assistant's reply.
 
         ``options[i]`` lists the candidate continuations for ``conversations[i]``. Each prompt is
         run once (left-padded batches, the vocabulary projection only at its last position, which
         scores every option's first token); options longer than one token continue from the
-        prompt's key/value cache, so a prompt is never recomputed per option.
+        prompt's key/value cache, so a prompt is never recomputed per option. With
+        ``end_of_turn=True`` every option is followed by the end-of-turn token
+        (:meth:`end_of_turn_id`), so it scores the option as the *whole* reply, not as its start.
         """
         import torch
 
@@ -367,13 +388,14 @@ class ChatModel:
         if tok.pad_token is None:
             tok.pad_token = tok.eos_token
         prompts = [tok(self.render(c), add_special_tokens=False)["input_ids"] for c in conversations]
+        suffix = [self.end_of_turn_id()] if end_of_turn else []
         opt_ids: list[list[list[int]]] = []
         for opts in options:
             ids = [tok(o, add_special_tokens=False)["input_ids"] for o in opts]
             for o, i in zip(opts, ids):
                 if not i:
                     raise ValueError(f"option {o!r} tokenizes to nothing")
-            opt_ids.append(ids)
+            opt_ids.append([i + suffix for i in ids])
         result = [[0.0] * len(o) for o in options]
         order = sorted(range(len(prompts)), key=lambda k: -len(prompts[k]))
         dev = self.device
