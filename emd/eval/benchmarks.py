@@ -67,10 +67,10 @@ MECH_METRICS = declare(
 )
 
 AUDIT_METRICS = declare(
-    MetricSpec("audit/estimated_ratio", "info", None, "%", "estimated share of misaligned rows in the audited set "
+    MetricSpec("audit/estimated_ratio", "info", None, "fraction", "estimated share of misaligned rows in the audited set "
                                                          "(flagged share, Wilson interval)"),
-    MetricSpec("audit/{method}/estimated_ratio", "info", None, "%", "flagged share by one method"),
-    MetricSpec("audit/threshold_ratio", "info", None, "%", "the ratio the verdict compares against"),
+    MetricSpec("audit/{method}/estimated_ratio", "info", None, "fraction", "flagged share by one method"),
+    MetricSpec("audit/threshold_ratio", "info", None, "fraction", "the ratio the verdict compares against"),
     MetricSpec("audit/n_{what}", "count", None, "rows", "rows read, scored, flagged, skipped"),
     MetricSpec("audit/{method}/n_{what}", "count", None, "rows", "rows flagged / judge states by one method"),
     MetricSpec("direction/auroc", "info", None, "0-1", "held-out AUROC of the chosen layer"),
