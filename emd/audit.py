@@ -12,9 +12,9 @@ and the verdict against a threshold (tag ``emd.audit_verdict``): the ratio given
 
 Methods: ``judge`` asks the judge whether the assistant turn is wrong, unsafe or deceptive for its
 prompt (:mod:`emd.judges.audit_query`); ``direction`` projects the base model's activations over the
-turn onto the dishonesty direction (:mod:`emd.mech`) and flags what lies past the midpoint of its
-honest and lying class means. The first method listed sets the flags; estimator:
-:mod:`emd.audit_scoring`.
+turn onto the dishonesty direction (:mod:`emd.mech`) and flags what lies more than half the
+direction's honest-to-lying gap above the set's median (:func:`emd.audit_scoring.direction_scores`).
+The first method listed sets the flags; estimator: :mod:`emd.audit_scoring`.
 """
 
 from __future__ import annotations
@@ -73,7 +73,8 @@ def main(cfg: AuditConfig) -> RunResult:
                     states = judge_scores(judge, samples)
                     ctx.tracker.set_tags({"emd.judge": judge.id, "emd.judge_version": judge.version})
                     metrics.update({f"audit/judge/n_{k}": float(states.get(k, 0))
-                                    for k in ("scored", "unparsed", "refused", "error")})
+                                    for k in ("scored", "unparsed", "refused", "error", "judge_calls",
+                                              "judge_cache_hits")})
                     flags["judge"] = [s.scores["judge_flag"] if s.scores["judge_state"] == "scored" else None
                                       for s in samples]
                 if "direction" in methods:

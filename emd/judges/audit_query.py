@@ -152,8 +152,10 @@ def _backend_verdicts(backend, queries: list[SampleQuery]) -> list[Verdict]:
     raise ValueError(f"judge {backend.id!r} cannot audit samples; allowed providers: embed, openai, hf")
 
 
-def judge_samples(judge, queries: Sequence[SampleQuery]) -> list[Verdict]:
-    """Verdicts for ``queries`` from a :class:`~emd.judges.cache.CachedJudge` (cached like every judge call)."""
+def judge_samples(judge, queries: Sequence[SampleQuery], counts: dict | None = None) -> list[Verdict]:
+    """Verdicts for ``queries`` from a :class:`~emd.judges.cache.CachedJudge` (cached like every judge call).
+
+    ``counts``, when given, gets ``calls`` (queries the backend answered) and ``cache_hits`` added."""
     from .cache import cache_key
 
     queries = list(queries)
@@ -182,4 +184,7 @@ def judge_samples(judge, queries: Sequence[SampleQuery]) -> list[Verdict]:
         fresh = dict(zip(todo, answers))
         if store is not None:
             store.put_many([(k, backend.id, "sample", v) for k, v in fresh.items()])
+    if counts is not None:
+        counts["calls"] = counts.get("calls", 0) + len(todo)
+        counts["cache_hits"] = counts.get("cache_hits", 0) + sum(k in found for k in keys)
     return [found.get(k) or fresh[k] for k in keys]
