@@ -95,8 +95,12 @@ def pairs_digest(pairs: Sequence[Pair]) -> str:
 
 
 def model_identity(chat) -> dict[str, Any]:
-    """What identifies the base weights (URI, weights folder, chat template)."""
-    return {"uri": chat.uri, "model_dir": str(chat.model_dir), "chat_template": chat.chat_template_hash}
+    """What identifies the base weights: URI, the weights folder's name (converted GGUF folders carry
+    the file's digest; the name, not the path, so a cache reached by another path gives the same key),
+    chat template."""
+    where = str(chat.model_dir)
+    weights = Path(where).name if Path(where).exists() else where
+    return {"uri": chat.uri, "weights": weights, "chat_template": chat.chat_template_hash}
 
 
 def direction_key(identity: dict, digest: str, method: str, held_out: float, seed: int) -> str:
