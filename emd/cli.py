@@ -30,6 +30,8 @@ ENTRY_MODULES = {
     "interaction": "emd.interaction.run",
     "sweep": "emd.sweep",
     "evaluate": "emd.evaluate",
+    "direction": "emd.direction",
+    "audit": "emd.audit",
 }
 TOOLS = {"judge-check": "emd.judges.check", "report": "emd.report"}
 

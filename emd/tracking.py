@@ -252,6 +252,17 @@ class Tracker:
             client.set_registered_model_alias(name, alias, mv.version)
         return str(mv.version)
 
+    def alias_version_tag(self, name: str, alias: str, key: str) -> str | None:
+        """Tag ``key`` of the version ``name@alias`` points to (None: no such model, alias or tag)."""
+        from mlflow.exceptions import MlflowException
+        from mlflow.tracking import MlflowClient
+
+        try:
+            mv = MlflowClient(self.uri).get_model_version_by_alias(name, alias)
+        except MlflowException:
+            return None
+        return (mv.tags or {}).get(key)
+
     def download(self, uri: str, dst: str | Path | None = None) -> Path:
         """Download ``runs:/...`` or ``models:/name/<version|@alias>`` artifacts to a local folder."""
         import mlflow.artifacts

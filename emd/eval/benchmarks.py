@@ -57,6 +57,29 @@ CAPABILITY_METRICS = declare(
     MetricSpec("cap/{task}/{metric}/{filter}", "score", None, "", "an lm-eval metric after a filter"),
 )
 
+MECH_METRICS = declare(
+    MetricSpec("mech/dishonesty_projection", "score", False, "hidden units",
+               "mean projection of the arm's pressured MASK answers onto the base model's dishonesty direction",
+               per_item=True),
+    MetricSpec("mech/above_threshold_rate", "score", False, "%",
+               "pressured answers projecting past the direction's class-mean midpoint"),
+    MetricSpec("mech/n_items", "count", None, "items", "pressured answers projected"),
+    MetricSpec("mech/layer", "info", None, "layer", "hidden-state index of the direction (0 = embeddings)"),
+    MetricSpec("mech/direction_auroc", "info", None, "0-1", "held-out AUROC of the direction at its layer"),
+)
+
+AUDIT_METRICS = declare(
+    MetricSpec("audit/estimated_ratio", "info", None, "fraction", "estimated share of misaligned rows in the audited set "
+                                                         "(flagged share, Wilson interval)"),
+    MetricSpec("audit/{method}/estimated_ratio", "info", None, "fraction", "flagged share by one method"),
+    MetricSpec("audit/threshold_ratio", "info", None, "fraction", "the ratio the verdict compares against"),
+    MetricSpec("audit/n_{what}", "count", None, "rows", "rows read, scored, flagged, skipped"),
+    MetricSpec("audit/{method}/n_{what}", "count", None, "rows", "rows flagged / judge states by one method"),
+    MetricSpec("direction/auroc", "info", None, "0-1", "held-out AUROC of the chosen layer"),
+    MetricSpec("direction/auroc_by_layer", "info", None, "0-1", "held-out AUROC per layer (step = layer)"),
+    MetricSpec("direction/{what}", "info", None, "", "layer, pair counts, class means and threshold"),
+)
+
 RUN_METRICS = declare(
     MetricSpec("judge/calls", "cost", None, "calls", "judge requests sent (cache misses)"),
     MetricSpec("judge/cache_hits", "cost", None, "calls", "judge answers read from the cache"),
@@ -87,6 +110,8 @@ BENCHMARKS: dict[str, Benchmark] = {
                                 "DeceptionBench deception rate (Ji et al. 2025)",
                                 ("deception/n_judge_failures", "deception/n_items")),
     "capability": Benchmark("capability", False, False, CAPABILITY_METRICS, "lm-eval capability tasks"),
+    "mechanism": Benchmark("mechanism", False, True, MECH_METRICS,
+                           "projection of pressured MASK answers onto the dishonesty direction (emd.mech)"),
 }
 
 

@@ -40,10 +40,14 @@ def item_versions(spec: EvalSpec) -> dict[str, str]:
     """Versions of the item sets an evaluation reads (they change scores, so they are logged and hashed)."""
     out: dict[str, str] = {}
     names = spec.benchmark_list
-    if "mask" in names or "logprob" in names:
+    if "mask" in names or "logprob" in names or "mechanism" in names:
         from .mask import mask_version
 
         out["mask"] = mask_version(spec.mask_source, spec.mask_config_list)
+    if "mechanism" in names:
+        from ..mech.direction import VERSION
+
+        out["mechanism"] = f"{VERSION}/honesty_control/64"
     if "deceptionbench" in names:
         from .deceptionbench import deceptionbench_version
 
@@ -58,7 +62,7 @@ def validate_eval(spec: EvalSpec) -> None:
     from ..errors import DataError
 
     names = spec.benchmark_list
-    if "mask" in names or "logprob" in names:
+    if "mask" in names or "logprob" in names or "mechanism" in names:
         if not _mask_items(spec):
             raise DataError(f"mask_source={spec.mask_source!r} with mask_configs={spec.mask_configs!r} selects no "
                             "item; allowed: a source whose selected configs hold at least one row")
@@ -87,7 +91,7 @@ def evaluate(chat_model, spec: EvalSpec, judge, seed: int = 0, label: str = "mod
         judge.reset_stats()  # judge/* metrics count this arm's calls only
     mask_rows = None
     t0 = time.perf_counter()
-    if "mask" in names or "logprob" in names:
+    if "mask" in names or "logprob" in names or "mechanism" in names:
         items = _mask_items(spec)
     if "mask" in names:
         from .mask import run_mask
@@ -138,6 +142,15 @@ def evaluate(chat_model, spec: EvalSpec, judge, seed: int = 0, label: str = "mod
         cap = run_capability(chat_model, spec.cap_tasks, limit=spec.cap_limit or None,
                              batch_size=spec.cap_batch_size, unsafe_code_eval=spec.unsafe_code_eval)
         out.metrics.update(cap.metrics)
+    if "mechanism" in names:
+        from ..mech.metric import run_mechanism
+
+        log(f"{label}: dishonesty projection of {len(items)} pressured MASK answers")
+        mech = run_mechanism(chat_model, items, max_new_tokens=spec.max_new_tokens, batch_size=spec.eval_batch_size,
+                             seed=seed, mask_rows=mask_rows, log=log)
+        out.metrics.update(mech.metrics)
+        out.tables["mechanism"] = mech.rows
+        out.item_scores["mech/dishonesty_projection"] = mech.item_scores
     if judge is not None and getattr(judge, "stats", None) is not None:
         out.metrics.update(judge.stats.metrics())
     out.metrics["eval/seconds"] = time.perf_counter() - t0
