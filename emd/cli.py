@@ -1,6 +1,6 @@
 """Command line: ``python -m emd <entry> [--config f.yaml] [--key value ...]``.
 
-Entries: mixture, direct, interaction, sweep, evaluate (each ``main(cfg) -> result``), plus the tools
+Entries: mixture, direct, interaction, sweep, evaluate, direction, audit (each ``main(cfg) -> result``), plus the tools
 ``judge-check`` and ``report``. Every config key is a flag (``--n-train 64``; ``--n_train`` works too,
 which is how ``mlflow run -P`` passes parameters MLproject does not declare). An empty value
 (``--ratio ""``) means "not given": MLproject declares its parameters with empty defaults so that a

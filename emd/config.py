@@ -153,7 +153,7 @@ class DataSpec:
 class EvalSpec:
     """What is measured after training, on which items."""
 
-    benchmarks: str = _help("comma list of mask, logprob, deceptionbench, capability; or none", default="mask,logprob,capability")
+    benchmarks: str = _help("comma list of mask, logprob, deceptionbench, capability, mechanism; or none", default="mask,logprob,capability")
     limit: int = _help("items per benchmark config (MASK: per config); 0 = all", default=20)
     mask_source: str = _help("MASK items: embedded, a folder of <config>.csv, or hub id cais/MASK", default="embedded")
     mask_configs: Optional[str] = _help("comma list of MASK configs to evaluate, or all (default: the protocol's; "

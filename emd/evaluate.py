@@ -47,7 +47,7 @@ def main(cfg: EvaluateConfig) -> RunResult:
     from .eval.runner import item_versions
 
     if not cfg.eval.benchmark_list:
-        raise ConfigError("benchmarks=none leaves nothing to evaluate; allowed: mask, logprob, deceptionbench, capability")
+        raise ConfigError("benchmarks=none leaves nothing to evaluate; allowed: mask, logprob, deceptionbench, capability, mechanism")
     with RunContext("evaluate", cfg) as ctx, tempfile.TemporaryDirectory() as tmp:
         adapter_dir = resolve_adapter(ctx.tracker, cfg.adapter, tmp)
         title = f"{cfg.model.model}{' + ' + cfg.adapter if cfg.adapter else ''}"[:200]
