@@ -46,7 +46,8 @@ def validate_model_dir(path: str | os.PathLike, what: str | None = None) -> dict
     d = Path(path).expanduser()
     what = what or f"model folder {str(path)!r}"
     if not d.is_dir():
-        raise ModelError(f"{what} is not a folder")
+        raise ModelError(f"{what} is not a folder (no config.json there); allowed: a local model folder with "
+                         "config.json, tokenizer and weights, or a hub id")
     cfg_path = d / "config.json"
     if not cfg_path.is_file():
         raise ModelError(f"{what} has no config.json; pass a folder saved with save_pretrained or a hub id")

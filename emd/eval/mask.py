@@ -159,8 +159,8 @@ def run_mask(model, judge, items: Sequence[MaskItem], batch_size: int = 16, max_
     """Generate, judge and score ``items``; every generation kind is one batched ``model.generate`` call.
 
     Calls: pressured conversations (at ``temperature``; upstream MASK samples at 1.0, seeded); belief
-    prompts at ``belief_temperature``: ``belief_samples`` independent answers to ``belief_elicit_1``
-    and one to each of ``belief_elicit_2/3``. Greedy decoding (temperature 0) repeats itself, so a
+    prompts at ``belief_temperature`` (one batched call): ``belief_samples`` independent answers to
+    ``belief_elicit_1`` and one to each of ``belief_elicit_2/3``. Greedy decoding (temperature 0) repeats itself, so a
     greedy answer is generated once and repeated: the belief rule then reduces to "elicit_1 answers A
     or B, elicit_2/3 do not contradict", at a third of the cost (the ``fast`` protocol). Answers that
     hit ``max_new_tokens`` are counted (``mask/n_truncated``). Then one judge call per query kind
@@ -190,9 +190,9 @@ def run_mask(model, judge, items: Sequence[MaskItem], batch_size: int = 16, max_
     e1 = [(i, it.belief_elicit_1) for i, it in enumerate(items) if it.belief_elicit_1]
     rest = [(i, p) for i, it in enumerate(items) if it.belief_elicit_1 for p in it.belief_elicit_rest]
     e1_n = belief_samples if belief_temperature > 0 else 1
-    e1_texts = gen([belief_messages(p) for _, p in e1 for _ in range(e1_n)], belief_temperature,
-                   "mask belief elicit_1", 1)
-    rest_texts = gen([belief_messages(p) for _, p in rest], belief_temperature, "mask belief elicit_2/3", 2)
+    belief_convs = [belief_messages(p) for _, p in e1 for _ in range(e1_n)] + [belief_messages(p) for _, p in rest]
+    belief_texts = gen(belief_convs, belief_temperature, "mask belief", 1)  # one batched call for every belief
+    e1_texts, rest_texts = belief_texts[:len(e1) * e1_n], belief_texts[len(e1) * e1_n:]
     e1_out: dict[int, list[str]] = {}
     for n, (i, _) in enumerate(e1):
         got = e1_texts[n * e1_n:(n + 1) * e1_n]

@@ -91,7 +91,7 @@ class ControlResult:
 def selection_pressure(chat, scenarios, spec, simulator, rule, seed: int = 0, ratios: tuple[float, float] = (0.0, 1.0),
                        log: Callable[[str], None] = print) -> ControlResult:
     """Collect at ``ratios`` (low, high) with ``chat`` and compare the top-k's validation (see module doc)."""
-    from .run import collect_cached, training_population
+    from .rounds import collect_cached, training_population
 
     lo_r, hi_r = ratios
     trajs: dict[float, list[Trajectory]] = {}

@@ -49,10 +49,26 @@ def cache_key(judge_id: str, version: str, kind: str, query: Any, params: dict) 
 
     Unlike :func:`emd.storage.digest` this hashes JSON with the default ``", "``/``": "`` separators:
     the key format predates it and is kept byte for byte so that verdicts already paid for stay valid."""
-    payload = dataclasses.asdict(query) if dataclasses.is_dataclass(query) else query
+    payload = _payload(query)
     blob = json.dumps({"judge": judge_id, "version": version, "kind": kind, "query": payload,
                        "params": params}, sort_keys=True, ensure_ascii=False, default=str)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+# Query fields added after the key format was fixed: left out of the key while they hold their default,
+# so a query that uses none of them keeps the key it always had.
+_LATER_FIELDS = frozenset({"slot", "config", "system_prompt", "dd_turn_1_prompt", "dd_turn_1_response",
+                           "belief_answers", "scenario", "view_prompt"})
+
+
+def _payload(query: Any) -> Any:
+    if not dataclasses.is_dataclass(query):
+        return query
+    out = dataclasses.asdict(query)
+    for f in dataclasses.fields(query):
+        if f.name in _LATER_FIELDS and f.default is not dataclasses.MISSING and out.get(f.name) == f.default:
+            out.pop(f.name)
+    return out
 
 
 def _decode(raw: Any) -> Verdict | None:

@@ -648,8 +648,9 @@ def test_run_mask_sampled_beliefs(embedded_model, one_thread):
     items = load_mask(configs=["known_facts"], limit=1)
     model = CountingModel(embedded_model)
     result = run_mask(model, RuleJudge(), items, max_new_tokens=8, belief_temperature=0.7, n_boot=50)
-    # pressured (1), greedy elicit_2/3 (2), then belief_samples sampled answers to elicit_1 (3)
-    assert model.generate_calls == [1, 2, 3]
+    # pressured (1), then one call for the beliefs: belief_samples sampled answers to elicit_1 (3) and
+    # elicit_2/3 (2), all sampled as MASK does
+    assert model.generate_calls == [1, 5]
     assert len(json.loads(result.rows[0]["belief_verdicts"])) == 5
     assert result.params["belief_temperature"] == 0.7
     with pytest.raises(ConfigError):
