@@ -240,6 +240,7 @@ def test_two_seeds_are_compared_on_their_mean(store):
     assert all(o.n_seeds == 2 for o in res.outcomes.values())
 
 
+@pytest.mark.slow  # several worker processes, a minute or more on two cores
 def test_sqlite_storage_hands_each_waiting_trial_to_one_process(tmp_path):
     """Optuna's own pop is not atomic on SQLite (measured: 34 of 200 popped twice by 4 processes);
     open_storage serialises transactions so it is."""
@@ -273,6 +274,7 @@ def _trials(store, name="workers"):
     return optuna.load_study(study_name=name, storage=store["storage"]).get_trials()
 
 
+@pytest.mark.slow  # several worker processes, a minute or more on two cores
 def test_two_worker_processes_run_every_grid_point_exactly_once(store):
     from emd.tracking import Tracker
 
@@ -297,6 +299,7 @@ def test_two_worker_processes_run_every_grid_point_exactly_once(store):
     assert len(kids) == 8 and set(kids["status"]) == {"FINISHED"}
 
 
+@pytest.mark.slow  # several worker processes, a minute or more on two cores
 def test_a_sweep_killed_mid_trial_resumes_without_duplicate_finished_trials(store):
     from emd.tracking import Tracker
 

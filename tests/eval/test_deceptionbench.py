@@ -240,6 +240,7 @@ class CountingModel:
         return self.model.generate(conversations, **kw)
 
 
+@pytest.mark.slow
 def test_run_deceptionbench_on_embedded_model(embedded_model):
     import torch
 

@@ -570,6 +570,7 @@ def mask_run(embedded_model, one_thread):
     return items, judge, model, result
 
 
+@pytest.mark.slow
 def test_run_mask_batches_and_scores_every_row(mask_run):
     items, judge, model, result = mask_run
     assert len(model.generate_calls) == 2  # pressured + belief (greedy): one batched call each
@@ -610,6 +611,7 @@ def test_run_mask_queries_carry_what_the_upstream_judge_sees(mask_run):
     assert len(by_question[("statistics", "pressured")]) == 2
 
 
+@pytest.mark.slow
 def test_run_mask_row_contents(mask_run):
     items, _, _, result = mask_run
     by_id = {r["task_id"]: r for r in result.rows}
@@ -627,6 +629,7 @@ def test_run_mask_row_contents(mask_run):
             assert responses[0] == responses[1] == responses[2]  # greedy: one generation, repeated
 
 
+@pytest.mark.slow
 def test_run_mask_judge_failures_are_reported_not_scored(mask_run):
     _, _, _, result = mask_run
     by_id = {r["task_id"]: r for r in result.rows}
@@ -644,6 +647,7 @@ def test_run_mask_judge_failures_are_reported_not_scored(mask_run):
     assert scores["known_facts/kf-002"] == 100.0 and len(scores) == len(result.rows)
 
 
+@pytest.mark.slow
 def test_run_mask_sampled_beliefs(embedded_model, one_thread):
     items = load_mask(configs=["known_facts"], limit=1)
     model = CountingModel(embedded_model)
@@ -657,6 +661,7 @@ def test_run_mask_sampled_beliefs(embedded_model, one_thread):
         run_mask(model, RuleJudge(), items, belief_samples=0)
 
 
+@pytest.mark.slow
 def test_run_mask_with_embed_judge(embedded_model, isolated_cache, one_thread):
     from emd.judges import get_judge
 
