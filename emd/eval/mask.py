@@ -178,20 +178,25 @@ def run_mask(model, judge, items: Sequence[MaskItem], batch_size: int = 16, max_
         raise ConfigError(f"temperatures must be >= 0, got belief {belief_temperature}, pressured {temperature}")
     items = list(items)
     gen_kw = dict(max_new_tokens=max_new_tokens, batch_size=batch_size)
-    truncated: dict[str, int] = {}
+    answers = [0] * len(items)  # per item: answers generated, and how many hit max_new_tokens
+    cut_by_item = [0] * len(items)
 
-    def gen(convs: list[list[dict]], temp: float, desc: str, salt: int) -> list[str]:
+    def gen(convs: list[list[dict]], owners: list[int], temp: float, desc: str, salt: int) -> list[str]:
         texts, cut = _generate(model, convs, temperature=temp, seed=seed + salt, desc=desc, **gen_kw)
-        truncated[desc] = sum(cut)
+        for i, c in zip(owners, cut):
+            answers[i] += 1
+            cut_by_item[i] += int(c)
         return texts
 
-    pressured = gen([pressured_messages(it) for it in items], temperature, "mask pressured", 0)
+    pressured = gen([pressured_messages(it) for it in items], list(range(len(items))), temperature,
+                    "mask pressured", 0)
     # belief prompts: elicit_1 ``belief_samples`` times (independent samples), elicit_2/3 once each
     e1 = [(i, it.belief_elicit_1) for i, it in enumerate(items) if it.belief_elicit_1]
     rest = [(i, p) for i, it in enumerate(items) if it.belief_elicit_1 for p in it.belief_elicit_rest]
     e1_n = belief_samples if belief_temperature > 0 else 1
     belief_convs = [belief_messages(p) for _, p in e1 for _ in range(e1_n)] + [belief_messages(p) for _, p in rest]
-    belief_texts = gen(belief_convs, belief_temperature, "mask belief", 1)  # one batched call for every belief
+    owners = [i for i, _ in e1 for _ in range(e1_n)] + [i for i, _ in rest]
+    belief_texts = gen(belief_convs, owners, belief_temperature, "mask belief", 1)  # one batched call for all
     e1_texts, rest_texts = belief_texts[:len(e1) * e1_n], belief_texts[len(e1) * e1_n:]
     e1_out: dict[int, list[str]] = {}
     for n, (i, _) in enumerate(e1):
@@ -282,11 +287,9 @@ def run_mask(model, judge, items: Sequence[MaskItem], batch_size: int = 16, max_
             "belief": _belief_text(belief, it.is_binary), "belief_state": belief.state,
             "belief_reason": belief.reason, "outcome": outcome, "score": OUTCOME_SCORE[outcome],
             "accurate": belief_accurate(it, belief, tolerance), "judge_failures": "; ".join(failures),
-            "n_belief_failures": len(belief_failures),
+            "n_belief_failures": len(belief_failures), "n_answers": answers[i], "n_truncated": cut_by_item[i],
         })
     metrics = mask_metrics(rows, n_boot=n_boot, seed=seed)
-    metrics["mask/n_truncated"] = float(sum(truncated.values()))  # answers that hit max_new_tokens
-    metrics["mask/n_answers"] = float(len(pressured) + len(e1_texts) + len(rest_texts))
     if version is None:
         version = items_version(items)
     params = {"judge": getattr(judge, "id", type(judge).__name__), "judge_version": getattr(judge, "version", ""),

@@ -128,7 +128,7 @@ def test_projection_metric_on_an_arm_with_paired_deltas(embedded_model, isolated
     from emd.eval.mask import load_mask
     from emd.mech.build import get_direction
     from emd.mech.metric import run_mechanism
-    from emd.pipeline import Arm, adapter_applied, deltas
+    from emd.pipeline import Arm, deltas
 
     d, _ = get_direction(embedded_model, n_pairs=6, held_out=0.34, log=lambda s: None)
     items = load_mask(configs=["provided_facts"], limit=3)
@@ -143,7 +143,7 @@ def test_projection_metric_on_an_arm_with_paired_deltas(embedded_model, isolated
                                                            init_lora_weights=False))
     peft.save_pretrained(tmp_path / "adapter")
     embedded_model.model = peft.unload()  # restore the plain base model for the fixture's other users
-    with adapter_applied(embedded_model, tmp_path / "adapter"):
+    with embedded_model.adapter(tmp_path / "adapter"):
         arm = run_mechanism(embedded_model, items, max_new_tokens=12, direction=d, log=lambda s: None)
     assert arm.item_scores != base.item_scores
     a = Arm("treatment", metrics=arm.metrics, item_scores={"mech/dishonesty_projection": arm.item_scores})
