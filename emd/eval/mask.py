@@ -178,13 +178,13 @@ def run_mask(model, judge, items: Sequence[MaskItem], batch_size: int = 16, max_
         raise ConfigError(f"temperatures must be >= 0, got belief {belief_temperature}, pressured {temperature}")
     items = list(items)
     gen_kw = dict(max_new_tokens=max_new_tokens, batch_size=batch_size)
-    answers = [0] * len(items)  # per item: answers generated, and how many hit max_new_tokens
+    n_gen = [0] * len(items)  # per item: answers generated, and how many hit max_new_tokens
     cut_by_item = [0] * len(items)
 
     def gen(convs: list[list[dict]], owners: list[int], temp: float, desc: str, salt: int) -> list[str]:
         texts, cut = _generate(model, convs, temperature=temp, seed=seed + salt, desc=desc, **gen_kw)
         for i, c in zip(owners, cut):
-            answers[i] += 1
+            n_gen[i] += 1
             cut_by_item[i] += int(c)
         return texts
 
@@ -287,7 +287,7 @@ def run_mask(model, judge, items: Sequence[MaskItem], batch_size: int = 16, max_
             "belief": _belief_text(belief, it.is_binary), "belief_state": belief.state,
             "belief_reason": belief.reason, "outcome": outcome, "score": OUTCOME_SCORE[outcome],
             "accurate": belief_accurate(it, belief, tolerance), "judge_failures": "; ".join(failures),
-            "n_belief_failures": len(belief_failures), "n_answers": answers[i], "n_truncated": cut_by_item[i],
+            "n_belief_failures": len(belief_failures), "n_answers": n_gen[i], "n_truncated": cut_by_item[i],
         })
     metrics = mask_metrics(rows, n_boot=n_boot, seed=seed)
     if version is None:
