@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from . import references
+from .storage import pid_alive
 from .config import EvalSpec, JudgeSpec, LoraSpec, TrainSpec, to_flat_dict
 
 
@@ -167,19 +168,10 @@ def workdir(base: str | Path | None = None) -> Path:
     root = Path(base or tempfile.gettempdir())
     for old in root.glob(f"{WORK_PREFIX}*"):
         pid = old.name[len(WORK_PREFIX):].split("-", 1)[0]
-        if pid.isdigit() and not _pid_alive(int(pid)):
+        if pid.isdigit() and not pid_alive(int(pid)):
             shutil.rmtree(old, ignore_errors=True)
     return Path(tempfile.mkdtemp(prefix=f"{WORK_PREFIX}{os.getpid()}-", dir=root))
 
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def cleanup(path: str | Path) -> None:

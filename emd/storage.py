@@ -221,3 +221,14 @@ def open_sealed(folder: str | Path, what: str = "cache entry", remove: bool = Fa
         where = f"moved it aside to {set_aside(folder)}"
     log.warning("%s %s failed its integrity check (%s); %s and will recompute it", what, folder, reason, where)
     return None
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this host (owners of runs and work folders are checked by it)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

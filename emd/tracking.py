@@ -310,6 +310,8 @@ class Tracker:
 
         from mlflow.tracking import MlflowClient
 
+        from .storage import pid_alive
+
         runs = self.search_runs(experiment, filter_string=f"attributes.status = 'RUNNING' and tags.`emd.entry` = '{entry}'")
         if runs.empty or "tags.emd.pid" not in runs.columns:
             return []
@@ -318,19 +320,10 @@ class Tracker:
             pid = r.get("tags.emd.pid")
             if r.get("tags.emd.host") != host or not isinstance(pid, str) or not pid.isdigit() or int(pid) == os.getpid():
                 continue
-            if _pid_alive(int(pid)):
+            if pid_alive(int(pid)):
                 continue
             client.set_tag(r["run_id"], "emd.failure_reason", f"stale: process {pid} on {host} ended without closing the run")
             client.set_terminated(r["run_id"], status="FAILED")
             marked.append(r["run_id"])
         return marked
 
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
