@@ -212,9 +212,8 @@ def parse_choice(raw: str, labels: tuple[str, ...]) -> str | None:
     return None
 
 
-def parse_bounds(raw: str) -> tuple[float | None, float | None] | None:
-    """``{"lower": x, "upper": y}`` (numbers or null, lower <= upper) from a judge answer, or None."""
-    text = _clean(raw)
+def _json_object(text: str) -> dict | None:
+    """The JSON object spanning the first ``{`` to the last ``}`` of ``text``, or None."""
     start, end = text.find("{"), text.rfind("}")
     if start < 0 or end <= start:
         return None
@@ -222,7 +221,13 @@ def parse_bounds(raw: str) -> tuple[float | None, float | None] | None:
         obj = json.loads(text[start:end + 1])
     except json.JSONDecodeError:
         return None
-    if not isinstance(obj, dict) or set(obj) != {"lower", "upper"}:
+    return obj if isinstance(obj, dict) else None
+
+
+def parse_bounds(raw: str) -> tuple[float | None, float | None] | None:
+    """``{"lower": x, "upper": y}`` (numbers or null, lower <= upper) from a judge answer, or None."""
+    obj = _json_object(_clean(raw))
+    if obj is None or set(obj) != {"lower", "upper"}:
         return None
     out = []
     for k in ("lower", "upper"):
@@ -287,15 +292,8 @@ def parse_ranges(raw: str) -> tuple[float | None, float | None, float | None, fl
     is a finite number or null, and each pair is ordered. Unknown keys make the answer unparsed.
     """
     rest = _last_answer(raw)
-    text = _clean(raw if rest is None else rest)
-    start, end = text.find("{"), text.rfind("}")
-    if start < 0 or end <= start:
-        return None
-    try:
-        obj = json.loads(text[start:end + 1])
-    except json.JSONDecodeError:
-        return None
-    if not isinstance(obj, dict) or not {"lower", "upper"} <= set(obj) <= set(RANGE_KEYS):
+    obj = _json_object(_clean(raw if rest is None else rest))
+    if obj is None or not {"lower", "upper"} <= set(obj) <= set(RANGE_KEYS):
         return None
     out: list[float | None] = []
     for k in RANGE_KEYS:
