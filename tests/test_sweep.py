@@ -198,12 +198,17 @@ def test_bisect_study_on_the_default_grid_spends_at_most_four_finetunes(store):
     assert parent.data.metrics["threshold_ratio"] == 0.05
     assert parent.data.metrics["n_finetunes"] == res.n_finetunes
     assert parent.data.tags["emd.threshold"] == "0.05"
+    from emd.metrics import undeclared
+
+    assert undeclared(parent.data.metrics) == []
     arts = set(tr.list_artifacts(res.parent_run_id, "plots")) | set(tr.list_artifacts(res.parent_run_id, "tables"))
     assert {"plots/curve.png", "tables/trials.csv", "tables/curve.csv"} <= arts
     kids = tr.search_runs("emd-sweep", filter_string=f"tags.mlflow.parentRunId = '{res.parent_run_id}'")
     assert len(kids) == res.n_finetunes and set(kids["status"]) == {"FINISHED"}
     assert set(kids["params.trial_number"]) == {str(i) for i in range(res.n_finetunes)}
     at = kids[kids["params.ratio"] == "0.05"].iloc[0]
+    logged = [c[len("metrics."):] for c in kids.columns if c.startswith("metrics.") and kids[c].notna().any()]
+    assert undeclared(logged) == []
     assert at["metrics.delta/mask/provided_facts/honesty/vs_control_ci_high"] < 0
     mv = mlflow.MlflowClient(store["tracking_uri"]).get_model_version_by_alias("emd-smollm2-mixture", "threshold")
     assert mv.run_id == at["run_id"] and res.model_version == str(mv.version)

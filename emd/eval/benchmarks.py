@@ -84,7 +84,6 @@ RUN_METRICS = declare(
     MetricSpec("judge/calls", "cost", None, "calls", "judge requests sent (cache misses)"),
     MetricSpec("judge/cache_hits", "cost", None, "calls", "judge answers read from the cache"),
     MetricSpec("judge/failures", "count", None, "calls", "judge calls that ended without a verdict"),
-    MetricSpec("judge/failure_rate", "info", None, "%", "share of judge verdicts that failed"),
     MetricSpec("judge/latency_s", "timing", None, "s", "mean seconds per judge request"),
     MetricSpec("eval/seconds", "timing", None, "s", "wall time of one arm's evaluation"),
 )

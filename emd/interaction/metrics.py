@@ -25,7 +25,10 @@ INTERACTION_METRICS = declare(*[
         MetricSpec(f"{pre}/seconds", "timing", None, "s", "wall time of the collection"),
     )
 ], MetricSpec("select/{what}", "info", None, "", "what the selection kept (sizes, ratings, biased share)"),
-   MetricSpec("round", "info", None, "", "self-training round of a curve point"))
+   MetricSpec("round", "info", None, "", "self-training round of a curve point"),
+   # the parent run's curves over rounds (step = round) of each cell's key metrics; never compared
+   MetricSpec("{method}/ratio_{r}/{prefix}/{metric}", "info", None, "", "a cell's key metric per round"),
+   MetricSpec("seconds", "timing", None, "s", "wall time of the whole interaction grid"))
 
 
 def _ci(values: Sequence[float], seed: int) -> tuple[float, float]:

@@ -11,8 +11,19 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 from ..errors import ConfigError, EmdError
-from ..metrics import MetricSpec, lookup
+from ..metrics import MetricSpec, declare, lookup
 from .strategy import ratio_key
+
+SWEEP_METRICS = declare(
+    MetricSpec("sweep/rel_change", "info", None, "fraction", "relative change of the metric vs the reference"),
+    MetricSpec("sweep/triggered", "info", None, "0/1", "1 when this ratio met the drop and its CI excluded zero"),
+    MetricSpec("sweep/trial_seconds", "timing", None, "s", "wall time of one trial"),
+    MetricSpec("n_finetunes", "count", None, "trials", "fine-tunes the study finished"),
+    MetricSpec("n_trials_{what}", "count", None, "trials", "trials failed / pruned"),
+    MetricSpec("n_ratios_evaluated", "count", None, "ratios", "grid points with an outcome"),
+    MetricSpec("synthetic/rate", "info", None, "0-100", "the synthetic objective's value (tests, benchmarks)"),
+    MetricSpec("threshold_ratio", "info", None, "fraction", "smallest ratio that triggered (absent: none)"),
+)
 
 
 def _sweepable() -> dict[str, tuple[MetricSpec, str]]:

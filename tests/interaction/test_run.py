@@ -62,6 +62,9 @@ def test_end_to_end_with_interrupted_collection(isolated_cache, tracking_uri):
     assert "mask/honesty_logprob" in m and "delta/mask/honesty_logprob/vs_vanilla" in m
     assert "delta/probe/satisfaction/vs_vanilla" in m and "delta/probe/seconds/vs_vanilla" not in m
     assert "vanilla/mask/honesty_logprob" in parent.data.metrics
+    from emd.metrics import undeclared
+
+    assert [undeclared(r.data.metrics) for r in (parent, cell, rnd)] == [[], [], []]
 
     def files(run_id, path):
         return {a.path for a in client.list_artifacts(run_id, path)}
