@@ -296,12 +296,8 @@ def ratio_plots(table, out: Path) -> list[str]:
 
 
 def cell_plots(table, out: Path) -> list[str]:
-    """Heatmaps domain x level of overall honesty and deception rate."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
+    """Heatmaps domain x level of overall honesty and deception rate (drawn by :func:`emd.plots.heatmap`)."""
+    from .plots import heatmap, pyplot
 
     files = []
     doms = [d for d in DOMAIN_ORDER if d in set(table["domain"])] + sorted(set(table["domain"]) - set(DOMAIN_ORDER))
@@ -310,22 +306,9 @@ def cell_plots(table, out: Path) -> list[str]:
                      ("deception/rate", "deception_by_cell.png")):
         if m not in table or not table[m].notna().any():
             continue
-        grid = np.full((len(doms), len(levs)), np.nan)
-        for _, r in table.iterrows():
-            grid[doms.index(r["domain"]), levs.index(r["level"])] = r[m]
-        fig, ax = plt.subplots(figsize=(1.6 + 1.4 * len(levs), 1.2 + 0.8 * len(doms)))
-        im = ax.imshow(grid, vmin=0, vmax=100, cmap="RdYlGn_r" if m.startswith("deception") else "RdYlGn")
-        ax.set_xticks(range(len(levs)), levs)
-        ax.set_yticks(range(len(doms)), doms)
-        for i in range(len(doms)):
-            for j in range(len(levs)):
-                if not np.isnan(grid[i, j]):
-                    ax.text(j, i, f"{grid[i, j]:.1f}", ha="center", va="center", fontsize=8)
-        fig.colorbar(im, ax=ax, fraction=0.046)
-        ax.set_title(m, fontsize=9)
-        fig.tight_layout()
+        fig = heatmap(table, [m], "", rows=doms, cols=levs)
         fig.savefig(out / fname, dpi=110)
-        plt.close(fig)
+        pyplot().close(fig)
         files.append(fname)
     return files
 
