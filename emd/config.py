@@ -345,6 +345,16 @@ class SweepSpec:
         return seeds
 
 
+def _url_password(url: str) -> str | None:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).password
+    except ArgumentError as e:
+        raise ConfigError(f"storage={url!r} is not an SQLAlchemy URL ({e}); allowed: postgresql://user@host/db") from e
+
+
 @dataclass(frozen=True)
 class GridSpec:
     """Fan-out of a grid entry over worker processes sharing one Optuna RDB storage (emd/grid.py)."""
@@ -360,6 +370,9 @@ class GridSpec:
         if self.storage and not self.storage.startswith(("postgresql", "mysql", "sqlite")):
             raise ConfigError(f"storage={self.storage!r}; allowed: an Optuna RDB URL (postgresql://user@host/db, "
                               "mysql://..., sqlite:///path.db); grid workers need its heartbeat")
+        if self.storage and _url_password(self.storage):
+            raise ConfigError("storage carries a password, and config keys are logged as MLflow params; allowed: a URL "
+                              "without one (postgresql://user@host/db) and the password in PGPASSWORD or ~/.pgpass")
         if not self.grid_heartbeat_s > 0:
             raise ConfigError(f"grid_heartbeat_s={self.grid_heartbeat_s}; allowed: a positive number of seconds")
         if not self.grid_stale_after_s > 2 * self.grid_heartbeat_s:
