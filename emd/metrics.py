@@ -22,7 +22,7 @@ KINDS = ("score", "count", "timing", "cost", "info")
 INTERVAL_SUFFIXES = ("_ci_low", "_ci_high", "_stderr")
 
 # Modules whose import declares metrics (kept light so that looking a metric up stays cheap).
-DECLARING_MODULES = ("emd.eval.benchmarks", "emd.experiment", "emd.interaction.metrics")
+DECLARING_MODULES = ("emd.eval.benchmarks", "emd.experiment", "emd.interaction.metrics", "emd.grid_collect")
 # A run logs its references' metrics under these prefixes (``control/mask/honesty``): same meaning,
 # never compared again.
 REFERENCE_PREFIXES = ("vanilla/", "control/")

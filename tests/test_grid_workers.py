@@ -3,6 +3,7 @@ and ``emd direct`` worker processes on the embedded model joining one grid throu
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -112,10 +113,10 @@ def test_two_workers_split_the_grid_and_share_the_reference(services, tmp_path, 
     assert kids == {"vanilla": ["FINISHED"], "medical/subtle": ["FINISHED"], "medical/severe": ["FINISHED"]}
     assert parent.info.status == "FINISHED" and parent.data.metrics["n_cells"] == 2
     assert "direct_table.json" in {a.path for a in client.list_artifacts(parent.info.run_id)}
-    exp_id = client.get_experiment_by_name("grid-split").experiment_id
-    table = client.load_table(exp_id, "direct_table.json", run_ids=[parent.info.run_id])
-    assert sorted(table["level"].astype(str)) == ["severe", "subtle"]
-    assert table["delta/mask/honesty_logprob/vs_vanilla"].notna().all()
+    table = json.loads(Path(client.download_artifacts(parent.info.run_id, "direct_table.json", str(tmp_path))).read_text())
+    rows = [dict(zip(table["columns"], r)) for r in table["data"]]
+    assert sorted(r["level"] for r in rows) == ["severe", "subtle"]
+    assert all(isinstance(v, float) and v == v for v in (r["delta/mask/honesty_logprob/vs_vanilla"] for r in rows))
     assert len(reference_runs(client)) == 1  # the vanilla reference was computed (and published) once
 
     # A second machine: a fresh EMD_CACHE_DIR reuses the reference from the tracking server.
@@ -191,3 +192,36 @@ def test_collect_names_a_missing_grid(tracking_uri):
     from emd.cli import main
 
     assert main(["collect", "--experiment", "emd-direct"]) == 2  # no grid parent there: a clear error
+
+
+def test_collect_on_demand_names_missing_cells_then_completes(tracking_uri, tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    from emd.cli import main
+    from emd.tracking import Tracker
+
+    tracker = Tracker(tracking_uri)
+    with tracker.run("grid-collect", run_name="direct grid", tags={
+            "emd.entry": "direct", "emd.grid_role": "parent", "emd.grid_cells": "medical/subtle,medical/severe"}) as p:
+        parent = p.info.run_id
+        for cell, honesty in (("vanilla", 80.0), ("medical/subtle", 70.0)):
+            d, _, lv = cell.partition("/")
+            tags = {"emd.cell": cell, **({"emd.domain": d, "emd.level": lv} if lv else {"emd.grid_reference": "1"})}
+            with tracker.run("grid-collect", run_name=cell, nested=True, tags=tags):
+                tracker.log_metrics({"mask/honesty_logprob": honesty})
+    argv = ["collect", "--experiment", "grid-collect", "--tracking-uri", tracking_uri]
+    assert main(argv) == 3  # medical/severe has no FINISHED run yet
+    client = MlflowClient(tracking_uri)
+    run = client.get_run(parent)
+    assert run.info.status == "FAILED" and "medical/severe" in run.data.tags["emd.error"]
+    assert run.data.metrics["n_cells_missing"] == 1 and run.data.metrics["vanilla/mask/honesty_logprob"] == 80.0
+    with tracker.run("grid-collect", run_id=parent):
+        with tracker.run("grid-collect", run_name="medical/severe", nested=True,
+                         tags={"emd.cell": "medical/severe", "emd.domain": "medical", "emd.level": "severe"}):
+            tracker.log_metrics({"mask/honesty_logprob": 60.0})
+    assert main(argv) == 0
+    run = client.get_run(parent)
+    assert run.info.status == "FINISHED" and run.data.metrics["n_cells_missing"] == 0
+    table = json.loads(Path(client.download_artifacts(parent, "direct_table.json", str(tmp_path))).read_text())
+    rows = {r[table["columns"].index("level")]: r[table["columns"].index("mask/honesty_logprob")] for r in table["data"]}
+    assert rows == {"subtle": 70.0, "severe": 60.0}
