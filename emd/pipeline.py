@@ -50,8 +50,11 @@ class Arm:
 
 
 def model_identity(chat_model) -> dict[str, Any]:
-    """What identifies the base weights: URI, weights folder (its name carries the GGUF digest), template."""
-    ident = {"uri": chat_model.uri, "model_dir": str(chat_model.model_dir),
+    """What identifies the base weights: URI, weights folder (its name carries the GGUF digest), template.
+
+    The folder's name, not its path: the path includes the local cache folder, and a reference must
+    have the same key on every machine to be shared through the tracking server."""
+    ident = {"uri": chat_model.uri, "model_dir": Path(chat_model.model_dir).name if chat_model.model_dir else None,
              "chat_template": chat_model.chat_template_hash, "n_params": chat_model.info.get("n_params")}
     if getattr(chat_model, "template_kwargs", None):
         ident["template_kwargs"] = chat_model.template_kwargs
