@@ -19,6 +19,8 @@ install:
 	@$(PY) scripts/check_deps.py
 	@command -v bwrap >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && apt-get update -qq && apt-get install -y -qq bubblewrap; } \
 		|| echo "make install: install bubblewrap (e.g. sudo apt-get install bubblewrap) to run model-written code, or pass --unsafe-code-eval true"
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && apt-get update -qq && apt-get install -y -qq postgresql; } \
+		|| echo "make install: install PostgreSQL (e.g. sudo apt-get install postgresql) for the grid-worker tests (tests/test_grid_workers.py skip without it)"
 
 mixture: install
 	mlflow run . -e mixture --env-manager local --experiment-name emd-mixture $(MLFLOW_ARGS)

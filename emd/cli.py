@@ -33,7 +33,7 @@ ENTRY_MODULES = {
     "direction": "emd.direction",
     "audit": "emd.audit",
 }
-TOOLS = {"judge-check": "emd.judges.check", "report": "emd.report"}
+TOOLS = {"judge-check": "emd.judges.check", "report": "emd.report", "collect": "emd.grid_collect"}
 
 
 def make_parser(entry: str) -> argparse.ArgumentParser:

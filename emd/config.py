@@ -345,6 +345,41 @@ class SweepSpec:
         return seeds
 
 
+def _url_password(url: str) -> str | None:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).password
+    except ArgumentError as e:
+        raise ConfigError(f"storage={url!r} is not an SQLAlchemy URL ({e}); allowed: postgresql://user@host/db") from e
+
+
+@dataclass(frozen=True)
+class GridSpec:
+    """Fan-out of a grid entry over worker processes sharing one Optuna RDB storage (emd/grid.py)."""
+
+    storage: str = _help("Optuna RDB URL (postgresql://user@host/db); every process started with the same "
+                         "command and storage joins the grid as a worker (empty: run it all in this process)",
+                         default="")
+    grid_heartbeat_s: float = _help("seconds between a worker's heartbeats on the cell it runs", default=10.0)
+    grid_stale_after_s: float = _help("seconds without a heartbeat after which a cell is rerun by another worker",
+                                      default=120.0)
+
+    def __post_init__(self):
+        if self.storage and not self.storage.startswith(("postgresql", "mysql", "sqlite")):
+            raise ConfigError(f"storage={self.storage!r}; allowed: an Optuna RDB URL (postgresql://user@host/db, "
+                              "mysql://..., sqlite:///path.db); grid workers need its heartbeat")
+        if self.storage and _url_password(self.storage):
+            raise ConfigError("storage carries a password, and config keys are logged as MLflow params; allowed: a URL "
+                              "without one (postgresql://user@host/db) and the password in PGPASSWORD or ~/.pgpass")
+        if not self.grid_heartbeat_s > 0:
+            raise ConfigError(f"grid_heartbeat_s={self.grid_heartbeat_s}; allowed: a positive number of seconds")
+        if not self.grid_stale_after_s > 2 * self.grid_heartbeat_s:
+            raise ConfigError(f"grid_stale_after_s={self.grid_stale_after_s}; allowed: more than twice "
+                              f"grid_heartbeat_s ({self.grid_heartbeat_s})")
+
+
 # --------------------------------------------------------------------------- entry configs
 @dataclass(frozen=True)
 class CommonSpec:
@@ -394,6 +429,7 @@ class DirectConfig:
     data: DataSpec = field(default_factory=DataSpec)
     eval: EvalSpec = field(default_factory=EvalSpec)
     judge: JudgeSpec = field(default_factory=JudgeSpec)
+    grid: GridSpec = field(default_factory=GridSpec)
 
     def __post_init__(self):
         _resolve_protocol(self)

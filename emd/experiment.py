@@ -124,6 +124,9 @@ class RunContext:
         self.t0 = time.perf_counter()
         self.experiment = experiment or cfg.common.experiment or f"emd-{entry}"
         self.tracker = Tracker(cfg.common.tracking_uri)
+        from .shared_refs import for_tracker
+
+        self.shared_refs = for_tracker(self.tracker)  # references on the tracking server (None: local store)
         validate_model_uri(cfg.model.model)
         self.eval_spec = getattr(cfg, "eval", None)
         self.benchmarks = self.eval_spec.benchmark_list if self.eval_spec is not None else []
@@ -274,7 +277,7 @@ class RunContext:
         arm = pipeline.vanilla_reference(chat, self.eval_spec, self.cfg.judge, self.judge,
                                          self.seed if seed is None else seed,
                                          reuse=self.cfg.common.reuse_references, log=self.log,
-                                         storable=self.within_budget)
+                                         storable=self.within_budget, shared=self.shared_refs)
         return arm
 
     def control(self, rows: Sequence[dict], data_digest: str, seed: int | None = None):
@@ -287,7 +290,7 @@ class RunContext:
                                           self.eval_spec, self.cfg.judge, self.judge,
                                           self.seed if seed is None else seed, self.work,
                                           reuse=self.cfg.common.reuse_references, log=self.log,
-                                          storable=self.within_budget)
+                                          storable=self.within_budget, shared=self.shared_refs)
 
     def train(self, name: str, rows: Sequence[dict], method: str = "sft", seed: int | None = None,
               log_adapter: bool = True) -> tuple[str, dict]:

@@ -22,7 +22,8 @@ KINDS = ("score", "count", "timing", "cost", "info")
 INTERVAL_SUFFIXES = ("_ci_low", "_ci_high", "_stderr")
 
 # Modules whose import declares metrics (kept light so that looking a metric up stays cheap).
-DECLARING_MODULES = ("emd.eval.benchmarks", "emd.experiment", "emd.interaction.metrics", "emd.sweep.outcome")
+DECLARING_MODULES = ("emd.eval.benchmarks", "emd.experiment", "emd.interaction.metrics", "emd.sweep.outcome",
+                     "emd.grid_collect")
 # A run logs its references' metrics under these prefixes (``control/mask/honesty``; a sweep's parent
 # logs whichever reference it compared with as ``reference/...``): same meaning, never compared again.
 REFERENCE_PREFIXES = ("vanilla/", "control/", "reference/")

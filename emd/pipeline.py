@@ -50,8 +50,11 @@ class Arm:
 
 
 def model_identity(chat_model) -> dict[str, Any]:
-    """What identifies the base weights: URI, weights folder (its name carries the GGUF digest), template."""
-    ident = {"uri": chat_model.uri, "model_dir": str(chat_model.model_dir),
+    """What identifies the base weights: URI, weights folder (its name carries the GGUF digest), template.
+
+    The folder's name, not its path: the path includes the local cache folder, and a reference must
+    have the same key on every machine to be shared through the tracking server."""
+    ident = {"uri": chat_model.uri, "model_dir": Path(chat_model.model_dir).name if chat_model.model_dir else None,
              "chat_template": chat_model.chat_template_hash, "n_params": chat_model.info.get("n_params")}
     if getattr(chat_model, "template_kwargs", None):
         ident["template_kwargs"] = chat_model.template_kwargs
@@ -94,32 +97,33 @@ def train_arm(chat_model, name: str, rows: Sequence[dict], lora: LoraSpec, train
 
 def vanilla_reference(chat_model, eval_spec: EvalSpec, judge_spec: JudgeSpec, judge, seed: int,
                       reuse: bool = True, log: Callable[[str], None] = print,
-                      storable: Callable[[Arm], bool] = lambda arm: True) -> Arm:
+                      storable: Callable[[Arm], bool] = lambda arm: True, shared=None) -> Arm:
     """The base model's evaluation, from the cache when the same content was evaluated before.
 
-    An arm ``storable`` rejects (e.g. too many judge failures) is returned but never cached."""
+    An arm ``storable`` rejects (e.g. too many judge failures) is returned but never cached;
+    ``shared``: the tracking server's references (:mod:`emd.shared_refs`) behind the local cache."""
     content = {"kind": "vanilla", "model": model_identity(chat_model), **eval_content(eval_spec, judge_spec, seed)}
     key = references.content_key(content)
-    if reuse and (hit := references.load("vanilla", key)):
-        log(f"vanilla: reusing cached reference {Path(hit['path']).name}")
+    if reuse and (hit := references.load("vanilla", key, shared=shared)):
+        log(f"vanilla: reusing {_origin(hit)} reference {Path(hit['path']).name}")
         return Arm.from_json(hit["arm"])
     arm = evaluate_arm(chat_model, "vanilla", eval_spec, judge, seed, log=log)
     if storable(arm):
-        references.store("vanilla", key, {"arm": arm.to_json()}, content=content)
+        references.store("vanilla", key, {"arm": arm.to_json()}, content=content, shared=shared)
     return arm
 
 
 def control_reference(chat_model, rows: Sequence[dict], data_digest: str, lora: LoraSpec, train: TrainSpec,
                       eval_spec: EvalSpec, judge_spec: JudgeSpec, judge, seed: int, workdir: str | Path,
                       reuse: bool = True, log: Callable[[str], None] = print,
-                      storable: Callable[[Arm], bool] = lambda arm: True) -> Arm:
+                      storable: Callable[[Arm], bool] = lambda arm: True, shared=None) -> Arm:
     """Train on clean data only (ratio 0) and evaluate; cached with its adapter by content hash
     (unless ``storable`` rejects the arm)."""
     content = {"kind": "control", "model": model_identity(chat_model), "data_digest": data_digest,
                "lora": vars(lora), "train": vars(train), **eval_content(eval_spec, judge_spec, seed)}
     key = references.content_key(content)
-    if reuse and (hit := references.load("control", key)):
-        log(f"control: reusing cached reference {Path(hit['path']).name}")
+    if reuse and (hit := references.load("control", key, shared=shared)):
+        log(f"control: reusing {_origin(hit)} reference {Path(hit['path']).name}")
         return Arm.from_json(hit["arm"], adapter_dir=str(Path(hit["path"]) / "adapter"))
     log("control: training on clean data only (ratio 0)")
     adapter_dir, info = train_arm(chat_model, "control", rows, lora, train, seed, workdir)
@@ -127,9 +131,13 @@ def control_reference(chat_model, rows: Sequence[dict], data_digest: str, lora: 
     arm.train = info
     if storable(arm):
         path = references.store("control", key, {"arm": arm.to_json()}, files={"adapter": adapter_dir},
-                                content=content)
+                                content=content, shared=shared)
         arm.adapter_dir = str(path / "adapter")
     return arm
+
+
+def _origin(hit: dict) -> str:
+    return "shared (fetched from the tracking server)" if hit.get("shared") else "cached"
 
 
 def deltas(arm: Arm, ref: Arm, against: str, n_boot: int = 1000, seed: int = 0) -> dict[str, float]:

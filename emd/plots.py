@@ -7,6 +7,10 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+# The direct grid's heat-map panels (the single-process run and `emd collect` draw the same ones).
+DIRECT_HEATMAP_METRICS = ["mask/honesty", "mask/honesty_logprob", "delta/mask/honesty/vs_vanilla",
+                          "delta/mask/honesty_logprob/vs_vanilla"]
+
 
 def pyplot():
     """matplotlib's pyplot on the Agg backend (headless)."""

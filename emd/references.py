@@ -41,11 +41,16 @@ def entry_path(kind: str, key: str) -> Path:
     return references_dir() / f"{kind}-{key[:24]}"
 
 
-def load(kind: str, key: str) -> dict | None:
+def load(kind: str, key: str, shared=None) -> dict | None:
     """The cached result of ``kind``/``key`` (with ``"path"`` set to its folder), or None.
 
-    None also when the entry fails its integrity check (it is then moved aside with a warning)."""
+    None also when the entry fails its integrity check (it is then moved aside with a warning).
+    ``shared`` (:class:`emd.shared_refs.SharedReferences`): on a local miss, the entry published on the
+    tracking server is downloaded into the local cache first (``"shared": True`` in the result)."""
     p = storage.open_sealed(entry_path(kind, key), what=f"{kind} reference")
+    fetched = False
+    if p is None and shared is not None and shared.fetch(kind, key, entry_path(kind, key)):
+        p, fetched = storage.open_sealed(entry_path(kind, key), what=f"{kind} reference from the tracking server"), True
     if p is None:
         return None
     try:
@@ -55,12 +60,14 @@ def load(kind: str, key: str) -> dict | None:
         storage.set_aside(p)
         return None
     data["path"] = str(p)
+    data["shared"] = fetched
     return data
 
 
 def store(kind: str, key: str, result: dict, files: dict[str, str | Path] | None = None,
-          content: dict | None = None) -> Path:
-    """Write a sealed reference atomically. ``files`` maps names in the entry to local files/folders to copy."""
+          content: dict | None = None, shared=None) -> Path:
+    """Write a sealed reference atomically. ``files`` maps names in the entry to local files/folders to copy;
+    ``shared``: the entry is also published on the tracking server (a failure there is a warning)."""
     final = entry_path(kind, key)
     with atomic_dir(final) as tmp:
         for name, src in (files or {}).items():
@@ -72,4 +79,9 @@ def store(kind: str, key: str, result: dict, files: dict[str, str | Path] | None
         (tmp / "content.json").write_text(json.dumps(content or {}, indent=2, sort_keys=True, default=str))
         (tmp / "result.json").write_text(json.dumps(result, default=str))
         storage.seal(tmp, kind=kind, key=key, schema=SCHEMA)
+    if shared is not None:
+        try:
+            shared.publish(kind, key, final)
+        except Exception as e:  # the local entry stands; other machines compute their own
+            log.warning("%s reference %s could not be published to the tracking server: %s", kind, key[:24], e)
     return final

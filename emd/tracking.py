@@ -229,6 +229,32 @@ class Tracker:
         tags.update({k: str(v) for k, v in (extra or {}).items()})
         return tags
 
+    def publish_folder(self, experiment: str, run_name: str, folder: str | Path, artifact_path: str,
+                       tags: dict[str, str]) -> str:
+        """A FINISHED run of ``experiment`` holding ``folder`` under ``artifact_path`` (outside any open
+        run: the client API, not the fluent one); returns its id."""
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(self.uri)
+        from mlflow.exceptions import MlflowException
+
+        exp = client.get_experiment_by_name(experiment)
+        if exp is None:
+            try:
+                client.create_experiment(experiment)
+            except MlflowException:  # another worker created it first
+                pass
+            exp = client.get_experiment_by_name(experiment)
+        exp_id = exp.experiment_id
+        run = client.create_run(exp_id, run_name=run_name, tags=tags)
+        try:
+            client.log_artifacts(run.info.run_id, str(folder), artifact_path)
+        except BaseException:
+            client.set_terminated(run.info.run_id, "FAILED")
+            raise
+        client.set_terminated(run.info.run_id, "FINISHED")
+        return run.info.run_id
+
     # ------------------------------------------------------------------ registry
     def register_adapter(self, run_id: str, name: str, artifact_path: str = "adapter",
                          aliases: Sequence[str] = (), tags: dict[str, str] | None = None) -> str:
