@@ -245,10 +245,14 @@ class RunContext:
             from .models import load_model
 
             self.phase("model")
-            self._chat = load_model(self.cfg.model.model, dtype=self.cfg.model.dtype,
-                                    template_kwargs=self.cfg.model.template_kwargs)
+            from .engines import attach_engine
+
+            spec = self.cfg.model
+            self._chat = load_model(spec.model, dtype=spec.dtype, template_kwargs=spec.template_kwargs)
+            engine, reason = attach_engine(self._chat, spec.engine, spec.engine_settings, log=self.log)
             self.tracker.set_tags({"emd.chat_template_hash": self._chat.chat_template_hash,
-                                   "emd.n_params": self._chat.info.get("n_params")})
+                                   "emd.n_params": self._chat.info.get("n_params"),
+                                   "emd.engine": engine, "emd.engine_reason": reason[:500]})
         return self._chat
 
     def phase(self, name: str) -> None:

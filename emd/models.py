@@ -50,6 +50,13 @@ class ChatModel:
     info: dict = field(default_factory=dict)
     merged: list[str] = field(default_factory=list)  # adapters merged into the base weights, in order
     template_kwargs: dict = field(default_factory=dict)  # extra chat-template variables (enable_thinking ...)
+    engine: Any = None  # an emd.engines vLLM engine serving generate/score calls; None = transformers
+
+    @property
+    def engine_name(self) -> str:
+        """The engine that serves this model's calls now: ``vllm``, or ``hf`` (also once adapters are merged
+        into the transformers weights, which the vLLM engine does not hold)."""
+        return "vllm" if self.engine is not None and not self.merged else "hf"
 
     # -- adapters: the only code that wraps or unwraps ``self.model`` with peft -------------------
 
@@ -160,6 +167,12 @@ class ChatModel:
             if len(prefills) != len(conversations):
                 raise ValueError(f"prefill has {len(prefills)} entries for {len(conversations)} conversations")
         texts = [self.render(c) + p for c, p in zip(conversations, prefills)]
+        if self.engine_name == "vllm":
+            got = self.engine.generate_ids([tok(t, add_special_tokens=False)["input_ids"] for t in texts],
+                                           max_new_tokens, temperature=temperature, seed=seed, top_p=top_p,
+                                           adapter=self.adapter_path)
+            return Generation(texts=[tok.decode(ids, skip_special_tokens=True).strip() for ids, _ in got],
+                              truncated=[cut for _, cut in got])
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
         out: list[str] = [""] * len(texts)
         cut: list[bool] = [False] * len(texts)
@@ -240,6 +253,8 @@ class ChatModel:
                 if not i:
                     raise ValueError(f"option {o!r} tokenizes to nothing")
             opt_ids.append([i + suffix for i in ids])
+        if self.engine_name == "vllm":
+            return self.engine.score(prompts, opt_ids, adapter=self.adapter_path)
         result = [[0.0] * len(o) for o in options]
         order = sorted(range(len(prompts)), key=lambda k: -len(prompts[k]))
         dev = self.device
