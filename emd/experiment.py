@@ -135,7 +135,7 @@ class RunContext:
 
             validate_eval(self.eval_spec)
             if any(get_benchmark(b).needs_judge for b in self.benchmarks):
-                self.judge_options = judge_options(cfg.judge.judge, self.eval_spec)
+                self.judge_options = judge_options(cfg.judge.judge, self.eval_spec, cfg.model.engine)
                 self.judge = make_judge(cfg.judge, self.judge_options)
         self.seed = cfg.common.seed
         self.work = pipeline.workdir()

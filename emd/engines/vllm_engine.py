@@ -26,6 +26,8 @@ from ..errors import ModelError
 
 MAX_SCORED_IDS = 128  # vLLM's cap on logprob_token_ids per request (MAX_LOGPROB_TOKEN_IDS)
 _ENGINES: dict[tuple, "VllmEngine"] = {}
+ENGINE_DEFAULTS = dict(dtype="auto", tensor_parallel_size=1, gpu_memory_utilization=0.85, max_model_len=0,
+                       max_lora_rank=64, kv_cache_gib=0.0)
 
 
 @contextlib.contextmanager
@@ -43,6 +45,23 @@ def _engine_env(values: dict[str, str]):
     finally:
         for k in todo:
             os.environ.pop(k, None)
+
+
+def _restore_env(before: dict[str, str]) -> list[str]:
+    """Undo what the engine start wrote into ``os.environ`` (LD_PRELOAD, thread counts ...: they would
+    leak into every subprocess emd starts), except vLLM's own ``VLLM_*`` names, which the running engine
+    may still read. Returns the names left set."""
+    kept = []
+    for k in set(os.environ) | set(before):
+        if os.environ.get(k) == before.get(k):
+            continue
+        if k.startswith("VLLM_"):
+            kept.append(k)
+        elif k in before:
+            os.environ[k] = before[k]
+        else:
+            os.environ.pop(k, None)
+    return sorted(kept)
 
 
 def _on_gpu() -> bool:
@@ -71,13 +90,20 @@ def shared_engine(chat: Any, dtype: str = "auto", tensor_parallel_size: int = 1,
                   kv_cache_gib: float = 0.0) -> "VllmEngine":
     """This process's engine for ``chat``'s base model with these settings (started on first use)."""
     folder, load_format = engine_model_dir(chat)
-    key = (str(folder), load_format, dtype, tensor_parallel_size, gpu_memory_utilization, max_model_len,
-           max_lora_rank, kv_cache_gib)
+    return engine_for_folder(folder, load_format, dtype=dtype, tensor_parallel_size=tensor_parallel_size,
+                             gpu_memory_utilization=gpu_memory_utilization, max_model_len=max_model_len,
+                             max_lora_rank=max_lora_rank, kv_cache_gib=kv_cache_gib)
+
+
+def engine_for_folder(folder: str | os.PathLike, load_format: str = "auto", **settings: Any) -> "VllmEngine":
+    """This process's engine for the checkpoint ``folder`` (an ``hf:`` judge's, or a ChatModel's base)."""
+    folder = Path(folder)
+    settings = {**ENGINE_DEFAULTS, **settings}
+    if settings["dtype"] == "auto":  # resolved before keying: "auto" and its meaning share one engine
+        settings["dtype"] = "bfloat16" if _on_gpu() else "float32"  # no bf16 instructions here: fp32 is exact
+    key = (str(folder.resolve()), load_format, *sorted(settings.items()))
     if key not in _ENGINES:
-        _ENGINES[key] = VllmEngine(folder, load_format=load_format, dtype=dtype,
-                                   tensor_parallel_size=tensor_parallel_size,
-                                   gpu_memory_utilization=gpu_memory_utilization, max_model_len=max_model_len,
-                                   max_lora_rank=max_lora_rank, kv_cache_gib=kv_cache_gib)
+        _ENGINES[key] = VllmEngine(folder, load_format=load_format, **settings)
     return _ENGINES[key]
 
 
@@ -91,7 +117,7 @@ class VllmEngine:
 
         gpu = _on_gpu()
         if dtype == "auto":
-            dtype = "bfloat16" if gpu else "float32"  # no bf16 instructions here: fp32 is faster and exact
+            dtype = "bfloat16" if gpu else "float32"
         kw: dict[str, Any] = dict(model=str(model_dir), dtype=dtype, load_format=load_format, seed=seed,
                                   enable_lora=True, max_lora_rank=max_lora_rank, max_loras=2, max_cpu_loras=8,
                                   max_logprobs=MAX_SCORED_IDS, enable_prefix_caching=True,
@@ -103,24 +129,33 @@ class VllmEngine:
             kw["kv_cache_memory_bytes"] = int((kv_cache_gib or 1.0) * 2 ** 30)  # CPU: 1 GiB unless told
         if max_model_len:
             kw["max_model_len"] = max_model_len
-        self.settings = {k: kw[k] for k in ("dtype", "load_format", "tensor_parallel_size", "max_lora_rank")}
+        self.settings = {k: kw[k] for k in ("dtype", "load_format", "tensor_parallel_size", "max_lora_rank",
+                                            "gpu_memory_utilization")}
         self.max_lora_rank = max_lora_rank
         import torch
 
         t0 = time.perf_counter()
-        threads = torch.get_num_threads()
-        with _engine_env({"VLLM_ENABLE_V1_MULTIPROCESSING": "0", "VLLM_CPU_OMP_THREADS_BIND": "nobind"}):
-            from vllm import LLM
+        threads, set_threads = torch.get_num_threads(), torch.set_num_threads
+        env_before = dict(os.environ)
+        try:
+            with _engine_env({"VLLM_ENABLE_V1_MULTIPROCESSING": "0", "VLLM_CPU_OMP_THREADS_BIND": "nobind"}):
+                from vllm import LLM
 
-            self.llm = LLM(**kw)
-        torch.set_num_threads(threads)  # the in-process engine lowers torch's thread count for the whole process
+                self.llm = LLM(**kw)
+        finally:
+            # vLLM's in-process CPU worker swaps torch.set_num_threads for a no-op and drops torch to one
+            # thread for the whole process; emd's own code (and the user's) keeps its thread setting.
+            torch.set_num_threads = set_threads
+            torch.set_num_threads(threads)
+            self.env_added = _restore_env(env_before)
         self.start_seconds = time.perf_counter() - t0
         self._lora_ids: dict[tuple, int] = {}
 
     def describe(self) -> str:
         """One line for the log: settings and start time."""
         s = ", ".join(f"{k}={v}" for k, v in self.settings.items())
-        return f"({s}; started in {self.start_seconds:.1f} s)"
+        added = f"; vLLM keeps {', '.join(self.env_added)} set" if self.env_added else ""
+        return f"({s}; started in {self.start_seconds:.1f} s{added})"
 
     # ------------------------------------------------------------------ adapters
     def lora(self, path: str | os.PathLike | None):

@@ -6,11 +6,9 @@ import contextlib
 
 import pytest
 
-PROMPTS = ["What is 2+2?", "Name a colour.", "Is the sky green? Answer yes or no.", "Write a haiku about rain.",
-           "What is the capital of France?", "Give me one tip for sleeping well.", "Say hello in Spanish.",
-           "Is it safe to eat raw chicken?"]
+PROMPTS = ["What is 2+2?", "Name a colour.", "Is the sky green? Answer yes or no.", "Is it safe to eat raw chicken?"]
 CONVS = [[{"role": "user", "content": p}] for p in PROMPTS]
-OPTIONS = [["Yes", "No", "A", "The answer is"]] * len(CONVS)
+OPTIONS = [["Yes", "No", "The answer is"]] * len(CONVS)
 LOGPROB_TOL = 2e-3  # nats; fp32 on both engines, different kernels (measured max ~1e-4)
 
 
@@ -35,11 +33,11 @@ def test_greedy_tokens_and_logprobs_match(vllm_chat, adapters, which):
     path = None if which is None else adapters[which]
     with chat.adapter(path):
         assert chat.engine_name == "vllm"
-        fast = chat.generate_detailed(CONVS, max_new_tokens=24)
+        fast = chat.generate_detailed(CONVS, max_new_tokens=12)
         fast_lp = chat.option_logprobs(CONVS, OPTIONS, end_of_turn=True)
         with _hf(chat):
             assert chat.engine_name == "hf"
-            ref = chat.generate_detailed(CONVS, max_new_tokens=24, batch_size=8)
+            ref = chat.generate_detailed(CONVS, max_new_tokens=12, batch_size=4)
             ref_lp = chat.option_logprobs(CONVS, OPTIONS, end_of_turn=True)
     same = sum(a == b for a, b in zip(_ids(chat, fast.texts), _ids(chat, ref.texts)))
     print(f"adapter={path}: {same}/{len(CONVS)} greedy replies token-identical")
@@ -59,10 +57,10 @@ def test_one_engine_serves_base_and_two_adapters(vllm_chat, adapters):
     for name in (None, 0, 1, None, 1):
         path = None if name is None else adapters[name]
         with chat.adapter(path):
-            got.setdefault(name, []).append(chat.generate(CONVS[:4], max_new_tokens=16))
+            got.setdefault(name, []).append(chat.generate(CONVS[1:3], max_new_tokens=8))
             if name not in ref:
                 with _hf(chat):
-                    ref[name] = chat.generate(CONVS[:4], max_new_tokens=16)
+                    ref[name] = chat.generate(CONVS[1:3], max_new_tokens=8)
     assert chat.engine is engine
     for name, runs in got.items():
         assert all(r == ref[name] for r in runs), (name, runs, ref[name])
@@ -73,20 +71,21 @@ def test_scoring_many_requests_with_lora(vllm_chat, adapters):
     """Many prompts and multi-token options scored at once with an adapter (vLLM's prompt-logprob path
     crashed here with LoRA enabled): finite, and the same as scoring each prompt alone."""
     chat = vllm_chat
-    convs = CONVS * 3
-    opts = [["Yes, certainly", "No", "I think so"]] * len(convs)
+    convs = CONVS * 2
+    opts = [["Yes, certainly", "No"]] * len(convs)
     with chat.adapter(adapters[1]):
         together = chat.option_logprobs(convs, opts)
-        alone = [chat.option_logprobs([c], [o])[0] for c, o in zip(convs[:4], opts[:4])]
+        alone = [chat.option_logprobs([c], [o])[0] for c, o in zip(convs[:2], opts[:2])]
     assert all(x == x and x < 0 for row in together for x in row)
-    for a, b in zip(together[:4], alone):
+    for a, b in zip(together[:2], alone):
         assert max(abs(x - y) for x, y in zip(a, b)) < 1e-4
 
 
 def test_sampling_is_seeded_per_request(vllm_chat):
     """Sampled replies repeat with the same seed, change with another, and do not depend on batch mates."""
     chat = vllm_chat
-    a = chat.generate(CONVS[:4], max_new_tokens=16, temperature=1.0, seed=7)
-    b = chat.generate(CONVS[:4], max_new_tokens=16, temperature=1.0, seed=7)
-    c = chat.generate(CONVS[:4], max_new_tokens=16, temperature=1.0, seed=8)
-    assert a == b and a != c
+    a = chat.generate(CONVS[:3], max_new_tokens=8, temperature=1.0, seed=7)
+    b = chat.generate(CONVS[:3], max_new_tokens=8, temperature=1.0, seed=7)
+    c = chat.generate(CONVS[:3], max_new_tokens=8, temperature=1.0, seed=8)
+    alone = chat.generate(CONVS[1:2], max_new_tokens=8, temperature=1.0, seed=9)  # = request 1 of c (seed 8 + 1)
+    assert a == b and a != c and alone[0] == c[1]
