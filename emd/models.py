@@ -253,7 +253,7 @@ class ChatModel:
                 if not i:
                     raise ValueError(f"option {o!r} tokenizes to nothing")
             opt_ids.append([i + suffix for i in ids])
-        if self.engine_name == "vllm":
+        if self.engine_name == "vllm" and (self.adapter_path is None or self.engine.scores_adapters):
             return self.engine.score(prompts, opt_ids, adapter=self.adapter_path)
         result = [[0.0] * len(o) for o in options]
         order = sorted(range(len(prompts)), key=lambda k: -len(prompts[k]))

@@ -124,7 +124,9 @@ class VllmEngine:
                                   tensor_parallel_size=tensor_parallel_size,
                                   gpu_memory_utilization=gpu_memory_utilization)
         if not gpu:
-            kw["enforce_eager"] = True  # CPU: no graphs to capture
+            # CPU: no graphs to capture; 32-token blocks (CPU default 128) so that scoring's prefix requests
+            # (prompt + the start of an option) reuse all but the last few tokens from the prefix cache
+            kw.update(enforce_eager=True, block_size=32)
         if kv_cache_gib > 0 or not gpu:
             kw["kv_cache_memory_bytes"] = int((kv_cache_gib or 1.0) * 2 ** 30)  # CPU: 1 GiB unless told
         if max_model_len:
@@ -132,6 +134,10 @@ class VllmEngine:
         self.settings = {k: kw[k] for k in ("dtype", "load_format", "tensor_parallel_size", "max_lora_rank",
                                             "gpu_memory_utilization")}
         self.max_lora_rank = max_lora_rank
+        # vLLM's CPU LoRA kernels are plain torch ops that gather the adapter weights once per *token*:
+        # fine for decoding, slow for the long prefills scoring is made of. On CPU, scoring with an
+        # adapter therefore stays with transformers + peft (same numbers, faster); on GPU vLLM scores all.
+        self.scores_adapters = gpu
         import torch
 
         t0 = time.perf_counter()

@@ -13,6 +13,16 @@ LOGPROB_TOL = 2e-3  # nats; fp32 on both engines, different kernels (measured ma
 
 
 @contextlib.contextmanager
+def _vllm_scores_adapters(chat):
+    """vLLM scores with the adapter too (the GPU setting; on CPU adapter scoring stays with transformers)."""
+    before, chat.engine.scores_adapters = chat.engine.scores_adapters, True
+    try:
+        yield chat
+    finally:
+        chat.engine.scores_adapters = before
+
+
+@contextlib.contextmanager
 def _hf(chat):
     """The same ChatModel served by transformers for the duration."""
     engine, chat.engine = chat.engine, None
@@ -31,7 +41,7 @@ def test_greedy_tokens_and_logprobs_match(vllm_chat, adapters, which):
     """Greedy replies are token-identical and option log-probs agree within LOGPROB_TOL (base, adapter)."""
     chat = vllm_chat
     path = None if which is None else adapters[which]
-    with chat.adapter(path):
+    with chat.adapter(path), _vllm_scores_adapters(chat):
         assert chat.engine_name == "vllm"
         fast = chat.generate_detailed(CONVS, max_new_tokens=12)
         fast_lp = chat.option_logprobs(CONVS, OPTIONS, end_of_turn=True)
@@ -73,7 +83,7 @@ def test_scoring_many_requests_with_lora(vllm_chat, adapters):
     chat = vllm_chat
     convs = CONVS * 2
     opts = [["Yes, certainly", "No"]] * len(convs)
-    with chat.adapter(adapters[1]):
+    with chat.adapter(adapters[1]), _vllm_scores_adapters(chat):
         together = chat.option_logprobs(convs, opts)
         alone = [chat.option_logprobs([c], [o])[0] for c, o in zip(convs[:2], opts[:2])]
     assert all(x == x and x < 0 for row in together for x in row)
