@@ -154,7 +154,8 @@ class ChatModel:
         text placed at the start of every assistant reply (after the rendered generation prompt), so
         the model continues it, e.g. ``"<think>"`` for small models that never open the tag on their
         own; a list gives one prefill per conversation. The returned strings hold only what the model
-        wrote, without the prefill.
+        wrote, without the prefill. With a vLLM engine attached (:attr:`engine_name`) the same token ids
+        go to vLLM instead (continuous batching, ``batch_size`` unused, request i seeded ``seed + i``).
         """
         import torch
         from tqdm.auto import tqdm
@@ -238,6 +239,8 @@ class ChatModel:
         prompt's key/value cache, so a prompt is never recomputed per option. With
         ``end_of_turn=True`` every option is followed by the end-of-turn token
         (:meth:`end_of_turn_id`), so it scores the option as the *whole* reply, not as its start.
+        With a vLLM engine attached the same ids are scored there (on CPU only without an adapter; see
+        docs/engine.md).
         """
         import torch
 

@@ -59,22 +59,25 @@ def test_greedy_tokens_and_logprobs_match(vllm_chat, adapters, which):
 
 
 def test_one_engine_serves_base_and_two_adapters(vllm_chat, adapters):
-    """Base, adapter one and adapter two, interleaved, from one engine: each equals its hf reference and
-    the three differ, so the adapter really travels per request (no base reload, no stale adapter)."""
+    """Base, adapter one and adapter two, interleaved, from one engine: each reply equals its hf reference
+    and the three score differently, so the adapter really travels per request (no base reload, no stale
+    adapter)."""
     chat = vllm_chat
     engine = chat.engine
-    got, ref = {}, {}
+    got, ref, scores = {}, {}, {}
     for name in (None, 0, 1, None, 1):
         path = None if name is None else adapters[name]
-        with chat.adapter(path):
+        with chat.adapter(path), _vllm_scores_adapters(chat):
             got.setdefault(name, []).append(chat.generate(CONVS[1:3], max_new_tokens=8))
+            scores.setdefault(name, chat.option_logprobs(CONVS[1:3], [["Yes", "No"]] * 2))
             if name not in ref:
                 with _hf(chat):
                     ref[name] = chat.generate(CONVS[1:3], max_new_tokens=8)
     assert chat.engine is engine
     for name, runs in got.items():
         assert all(r == ref[name] for r in runs), (name, runs, ref[name])
-    assert ref[None] != ref[0] != ref[1] != ref[None]
+    # short greedy replies may coincide; the log-probs of three different weight sets cannot
+    assert scores[None] != scores[0] != scores[1] != scores[None]
 
 
 def test_scoring_many_requests_with_lora(vllm_chat, adapters):
