@@ -50,7 +50,8 @@ def run_engine(name: str, ns, convs) -> dict:
     t0 = time.perf_counter()
     chat = load_model(ns.model, dtype=ns.dtype)
     load_s = time.perf_counter() - t0
-    used, reason = attach_engine(chat, name, dict(dtype=ns.dtype, gpu_memory_utilization=ns.gpu_memory_utilization))
+    settings = dict(dtype=ns.dtype, gpu_memory_utilization=ns.gpu_memory_utilization, enable_lora=not ns.no_lora)
+    used, reason = attach_engine(chat, name, settings)
     if used != name:
         raise SystemExit(f"engine {name} unavailable: {reason}")
     cold = time.perf_counter() - t0
@@ -92,6 +93,8 @@ def main() -> int:
     ap.add_argument("--gpu-memory-utilization", type=float, default=0.5, help="vLLM's share of GPU memory")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (0 = torch's default)")
     ap.add_argument("--single", action="store_true", help="also time hf one conversation per call")
+    ap.add_argument("--no-lora", action="store_true", help="start vLLM without LoRA support (base model only: "
+                    "on CPU its LoRA layers cost time even for requests without an adapter)")
     ns = ap.parse_args()
     engines = [e.strip() for e in ns.engine.split(",") if e.strip()]
     if not engines or any(e not in ("hf", "vllm") for e in engines):
@@ -106,7 +109,7 @@ def main() -> int:
     runs = {e: run_engine(e, ns, convs) for e in engines}
     load_after = os.getloadavg()
     figures = {"model": ns.model, "items": ns.items, "max_new_tokens": ns.max_new_tokens, "batch_size": ns.batch_size,
-               "dtype": ns.dtype, "threads": ns.threads, "engines": {e: r["figures"] for e, r in runs.items()},
+               "dtype": ns.dtype, "threads": ns.threads, "vllm_enable_lora": not ns.no_lora, "engines": {e: r["figures"] for e, r in runs.items()},
                "loadavg_before": [round(x, 2) for x in load_before],
                "loadavg_after": [round(x, 2) for x in load_after]}
     if {"hf", "vllm"} <= set(runs):

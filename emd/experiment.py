@@ -143,6 +143,9 @@ class RunContext:
         self.metrics: dict[str, float] = {}
         self.version: str | None = None
         self._chat = None
+        # vLLM's LoRA layers: an entry that evaluates the base model only turns them off (on CPU they slow
+        # every request ~3x, adapter or not; docs/engine.md)
+        self.engine_lora = True
         self._over_budget: list[str] = []
         self._warnings: list[str] = []
         self.judge_check: dict | None = None
@@ -249,7 +252,8 @@ class RunContext:
 
             spec = self.cfg.model
             self._chat = load_model(spec.model, dtype=spec.dtype, template_kwargs=spec.template_kwargs)
-            engine, reason = attach_engine(self._chat, spec.engine, spec.engine_settings, log=self.log)
+            settings = {**spec.engine_settings, "enable_lora": self.engine_lora}
+            engine, reason = attach_engine(self._chat, spec.engine, settings, log=self.log)
             self.tracker.set_tags({"emd.chat_template_hash": self._chat.chat_template_hash,
                                    "emd.n_params": self._chat.info.get("n_params"),
                                    "emd.engine": engine, "emd.engine_reason": reason[:500]})

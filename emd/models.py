@@ -55,8 +55,10 @@ class ChatModel:
     @property
     def engine_name(self) -> str:
         """The engine that serves this model's calls now: ``vllm``, or ``hf`` (also once adapters are merged
-        into the transformers weights, which the vLLM engine does not hold)."""
-        return "vllm" if self.engine is not None and not self.merged else "hf"
+        into the transformers weights, which the vLLM engine does not hold, and for an adapter on an
+        engine started without LoRA)."""
+        serves = self.engine is not None and not self.merged
+        return "vllm" if serves and (self.adapter_path is None or self.engine.settings["enable_lora"]) else "hf"
 
     # -- adapters: the only code that wraps or unwraps ``self.model`` with peft -------------------
 

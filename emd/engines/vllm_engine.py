@@ -27,7 +27,7 @@ from ..errors import ModelError
 MAX_SCORED_IDS = 128  # vLLM's cap on logprob_token_ids per request (MAX_LOGPROB_TOKEN_IDS)
 _ENGINES: dict[tuple, "VllmEngine"] = {}
 ENGINE_DEFAULTS = dict(dtype="auto", tensor_parallel_size=1, gpu_memory_utilization=0.85, max_model_len=0,
-                       max_lora_rank=64, kv_cache_gib=0.0)
+                       max_lora_rank=64, kv_cache_gib=0.0, enable_lora=True)
 
 
 @contextlib.contextmanager
@@ -87,12 +87,12 @@ def engine_model_dir(chat: Any) -> tuple[Path, str]:
 
 def shared_engine(chat: Any, dtype: str = "auto", tensor_parallel_size: int = 1,
                   gpu_memory_utilization: float = 0.85, max_model_len: int = 0, max_lora_rank: int = 64,
-                  kv_cache_gib: float = 0.0) -> "VllmEngine":
+                  kv_cache_gib: float = 0.0, enable_lora: bool = True) -> "VllmEngine":
     """This process's engine for ``chat``'s base model with these settings (started on first use)."""
     folder, load_format = engine_model_dir(chat)
     return engine_for_folder(folder, load_format, dtype=dtype, tensor_parallel_size=tensor_parallel_size,
                              gpu_memory_utilization=gpu_memory_utilization, max_model_len=max_model_len,
-                             max_lora_rank=max_lora_rank, kv_cache_gib=kv_cache_gib)
+                             max_lora_rank=max_lora_rank, kv_cache_gib=kv_cache_gib, enable_lora=enable_lora)
 
 
 def engine_for_folder(folder: str | os.PathLike, load_format: str = "auto", **settings: Any) -> "VllmEngine":
@@ -112,17 +112,19 @@ class VllmEngine:
 
     def __init__(self, model_dir: str | os.PathLike, load_format: str = "auto", dtype: str = "auto",
                  tensor_parallel_size: int = 1, gpu_memory_utilization: float = 0.85, max_model_len: int = 0,
-                 max_lora_rank: int = 64, kv_cache_gib: float = 0.0, seed: int = 0):
+                 max_lora_rank: int = 64, kv_cache_gib: float = 0.0, seed: int = 0, enable_lora: bool = True):
         import time
 
         gpu = _on_gpu()
         if dtype == "auto":
             dtype = "bfloat16" if gpu else "float32"
         kw: dict[str, Any] = dict(model=str(model_dir), dtype=dtype, load_format=load_format, seed=seed,
-                                  enable_lora=True, max_lora_rank=max_lora_rank, max_loras=2, max_cpu_loras=8,
-                                  max_logprobs=MAX_SCORED_IDS, enable_prefix_caching=True,
+                                  enable_lora=enable_lora, max_logprobs=MAX_SCORED_IDS,
+                                  enable_prefix_caching=True,
                                   tensor_parallel_size=tensor_parallel_size,
                                   gpu_memory_utilization=gpu_memory_utilization)
+        if enable_lora:
+            kw.update(max_lora_rank=max_lora_rank, max_loras=2, max_cpu_loras=8)
         if not gpu:
             # CPU: no graphs to capture; 32-token blocks (CPU default 128) so that scoring's prefix requests
             # (prompt + the start of an option) reuse all but the last few tokens from the prefix cache
@@ -131,8 +133,8 @@ class VllmEngine:
             kw["kv_cache_memory_bytes"] = int((kv_cache_gib or 1.0) * 2 ** 30)  # CPU: 1 GiB unless told
         if max_model_len:
             kw["max_model_len"] = max_model_len
-        self.settings = {k: kw[k] for k in ("dtype", "load_format", "tensor_parallel_size", "max_lora_rank",
-                                            "gpu_memory_utilization")}
+        self.settings = {k: kw.get(k) for k in ("dtype", "load_format", "tensor_parallel_size", "enable_lora",
+                                                "max_lora_rank", "gpu_memory_utilization")}
         self.max_lora_rank = max_lora_rank
         # vLLM's CPU LoRA kernels are plain torch ops that gather the adapter weights once per *token*:
         # fine for decoding, slow for the long prefills scoring is made of. On CPU, scoring with an
@@ -172,6 +174,8 @@ class VllmEngine:
         """
         if path is None:
             return None
+        if not self.settings["enable_lora"]:
+            raise ModelError(f"adapter {path}: this vLLM engine was started with enable_lora=False (base model only)")
         from vllm.lora.request import LoRARequest
 
         p = Path(path)
