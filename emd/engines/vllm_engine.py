@@ -108,7 +108,7 @@ def engine_for_folder(folder: str | os.PathLike, load_format: str = "auto", **se
 
 
 class VllmEngine:
-    """A ``vllm.LLM`` with LoRA enabled, plus the generation and scoring calls ChatModel forwards."""
+    """A ``vllm.LLM`` (LoRA layers unless ``enable_lora=False``) and the calls ChatModel forwards to it."""
 
     def __init__(self, model_dir: str | os.PathLike, load_format: str = "auto", dtype: str = "auto",
                  tensor_parallel_size: int = 1, gpu_memory_utilization: float = 0.85, max_model_len: int = 0,
