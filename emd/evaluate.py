@@ -50,6 +50,7 @@ def main(cfg: EvaluateConfig) -> RunResult:
         raise ConfigError("benchmarks=none leaves nothing to evaluate; allowed: mask, logprob, deceptionbench, capability, mechanism")
     with RunContext("evaluate", cfg) as ctx, tempfile.TemporaryDirectory() as tmp:
         adapter_dir = resolve_adapter(ctx.tracker, cfg.adapter, tmp)
+        ctx.engine_lora = adapter_dir is not None
         title = f"{cfg.model.model}{' + ' + cfg.adapter if cfg.adapter else ''}"[:200]
         with ctx.run(title, tags={"emd.adapter": cfg.adapter or "none",
                                   **{f"emd.items.{k}": v for k, v in item_versions(cfg.eval).items()}}):

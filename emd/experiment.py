@@ -138,7 +138,7 @@ class RunContext:
 
             validate_eval(self.eval_spec)
             if any(get_benchmark(b).needs_judge for b in self.benchmarks):
-                self.judge_options = judge_options(cfg.judge.judge, self.eval_spec)
+                self.judge_options = judge_options(cfg.judge.judge, self.eval_spec, cfg.model.engine)
                 self.judge = make_judge(cfg.judge, self.judge_options)
         self.seed = cfg.common.seed
         self.work = pipeline.workdir()
@@ -146,6 +146,9 @@ class RunContext:
         self.metrics: dict[str, float] = {}
         self.version: str | None = None
         self._chat = None
+        # vLLM's LoRA layers: an entry that evaluates the base model only turns them off (on CPU they slow
+        # every request ~3x, adapter or not; docs/engine.md)
+        self.engine_lora = True
         self._over_budget: list[str] = []
         self._warnings: list[str] = []
         self.judge_check: dict | None = None
@@ -248,10 +251,15 @@ class RunContext:
             from .models import load_model
 
             self.phase("model")
-            self._chat = load_model(self.cfg.model.model, dtype=self.cfg.model.dtype,
-                                    template_kwargs=self.cfg.model.template_kwargs)
+            from .engines import attach_engine
+
+            spec = self.cfg.model
+            self._chat = load_model(spec.model, dtype=spec.dtype, template_kwargs=spec.template_kwargs)
+            settings = {**spec.engine_settings, "enable_lora": self.engine_lora}
+            engine, reason = attach_engine(self._chat, spec.engine, settings, log=self.log)
             self.tracker.set_tags({"emd.chat_template_hash": self._chat.chat_template_hash,
-                                   "emd.n_params": self._chat.info.get("n_params")})
+                                   "emd.n_params": self._chat.info.get("n_params"),
+                                   "emd.engine": engine, "emd.engine_reason": reason[:500]})
         return self._chat
 
     def phase(self, name: str) -> None:

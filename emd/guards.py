@@ -45,10 +45,11 @@ def judge_failure_problems(metrics: dict[str, float], eval_spec) -> list[str]:
     return out
 
 
-def judge_options(judge_uri: str, eval_spec) -> dict[str, Any]:
+def judge_options(judge_uri: str, eval_spec, engine: str = "hf") -> dict[str, Any]:
     """The backend options the evaluation settings imply: the prompt set (``judge_prompts``, else the
-    protocol's) and the reply budget (``judge_max_tokens``) for ``openai:``; the short-answer set for
-    ``hf:`` (it reads its verdict from the first token); nothing for the offline ``embed:`` judge."""
+    protocol's) and the reply budget (``judge_max_tokens``) for ``openai:``; the short-answer set and the
+    run's engine (``hf``/``vllm``/``auto``) for ``hf:`` (it reads its verdict from the first token);
+    nothing for the offline ``embed:`` judge."""
     from .errors import ConfigError
     from .judges.prompts import load_prompt_set
 
@@ -63,7 +64,7 @@ def judge_options(judge_uri: str, eval_spec) -> dict[str, Any]:
     load_prompt_set(prompts)  # a user's folder is checked slot by slot now, before any model loads
     if provider == "openai":
         return {"prompts_dir": prompts, "max_tokens": eval_spec.judge_max_tokens}
-    return {"prompts_dir": prompts}
+    return {"prompts_dir": prompts, "engine": engine}
 
 
 def make_judge(judge_spec, options: dict[str, Any]):

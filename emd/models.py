@@ -50,6 +50,15 @@ class ChatModel:
     info: dict = field(default_factory=dict)
     merged: list[str] = field(default_factory=list)  # adapters merged into the base weights, in order
     template_kwargs: dict = field(default_factory=dict)  # extra chat-template variables (enable_thinking ...)
+    engine: Any = None  # an emd.engines vLLM engine serving generate/score calls; None = transformers
+
+    @property
+    def engine_name(self) -> str:
+        """The engine that serves this model's calls now: ``vllm``, or ``hf`` (also once adapters are merged
+        into the transformers weights, which the vLLM engine does not hold, and for an adapter on an
+        engine started without LoRA)."""
+        serves = self.engine is not None and not self.merged
+        return "vllm" if serves and (self.adapter_path is None or self.engine.settings["enable_lora"]) else "hf"
 
     # -- adapters: the only code that wraps or unwraps ``self.model`` with peft -------------------
 
@@ -147,7 +156,8 @@ class ChatModel:
         text placed at the start of every assistant reply (after the rendered generation prompt), so
         the model continues it, e.g. ``"<think>"`` for small models that never open the tag on their
         own; a list gives one prefill per conversation. The returned strings hold only what the model
-        wrote, without the prefill.
+        wrote, without the prefill. With a vLLM engine attached (:attr:`engine_name`) the same token ids
+        go to vLLM instead (continuous batching, ``batch_size`` unused, request i seeded ``seed + i``).
         """
         import torch
         from tqdm.auto import tqdm
@@ -160,6 +170,12 @@ class ChatModel:
             if len(prefills) != len(conversations):
                 raise ValueError(f"prefill has {len(prefills)} entries for {len(conversations)} conversations")
         texts = [self.render(c) + p for c, p in zip(conversations, prefills)]
+        if self.engine_name == "vllm":
+            got = self.engine.generate_ids([tok(t, add_special_tokens=False)["input_ids"] for t in texts],
+                                           max_new_tokens, temperature=temperature, seed=seed, top_p=top_p,
+                                           adapter=self.adapter_path)
+            return Generation(texts=[tok.decode(ids, skip_special_tokens=True).strip() for ids, _ in got],
+                              truncated=[cut for _, cut in got])
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
         out: list[str] = [""] * len(texts)
         cut: list[bool] = [False] * len(texts)
@@ -225,6 +241,8 @@ class ChatModel:
         prompt's key/value cache, so a prompt is never recomputed per option. With
         ``end_of_turn=True`` every option is followed by the end-of-turn token
         (:meth:`end_of_turn_id`), so it scores the option as the *whole* reply, not as its start.
+        With a vLLM engine attached the same ids are scored there (on CPU only without an adapter; see
+        docs/engine.md).
         """
         import torch
 
@@ -240,6 +258,8 @@ class ChatModel:
                 if not i:
                     raise ValueError(f"option {o!r} tokenizes to nothing")
             opt_ids.append([i + suffix for i in ids])
+        if self.engine_name == "vllm" and (self.adapter_path is None or self.engine.scores_adapters):
+            return self.engine.score(prompts, opt_ids, adapter=self.adapter_path)
         result = [[0.0] * len(o) for o in options]
         order = sorted(range(len(prompts)), key=lambda k: -len(prompts[k]))
         dev = self.device

@@ -259,7 +259,8 @@ def run_capability(
     was_training = bool(getattr(net, "training", False))
     net.eval()
     try:
-        lm = HFLM(pretrained=net, tokenizer=model.tokenizer, batch_size=batch_size, backend="causal")
+        lm = _vllm_lm(model) or HFLM(pretrained=net, tokenizer=model.tokenizer, batch_size=batch_size,
+                                      backend="causal")
         raw = lm_eval.simple_evaluate(
             model=lm,
             tasks=names,
@@ -296,6 +297,27 @@ def run_capability(
     return CapabilityResult(
         metrics=metrics, stderr=stderr, n_samples=n_samples, versions=dict(raw.get("versions") or {}), raw=raw
     )
+
+
+def _vllm_lm(model):
+    """lm-eval's own ``vllm`` model (base folder + ``lora_local_path``) where the run's engine is vLLM on a
+    GPU; ``None`` otherwise (HFLM on the transformers weights).
+
+    lm-eval starts an engine of its own beside emd's, so both must fit: set ``gpu_memory_utilization``
+    to at most ~0.45 for runs with capability tasks. On CPU emd keeps HFLM: a second in-process engine
+    costs another start and another copy of the weights for a handful of short tasks.
+    """
+    import torch
+
+    engine = getattr(model, "engine", None)
+    if getattr(model, "engine_name", "hf") != "vllm" or not torch.cuda.is_available() or model.model_dir is None:
+        return None
+    from lm_eval.models.vllm_causallms import VLLM
+
+    share = max(0.05, 0.9 - float(engine.settings.get("gpu_memory_utilization", 0.45)))
+    return VLLM(pretrained=str(model.model_dir), dtype=engine.settings["dtype"], batch_size="auto",
+                tensor_parallel_size=engine.settings["tensor_parallel_size"], gpu_memory_utilization=share,
+                lora_local_path=model.adapter_path, max_lora_rank=engine.max_lora_rank)
 
 
 def capability_deltas(

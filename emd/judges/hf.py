@@ -28,7 +28,8 @@ class HFJudge:
     """A local transformers causal LM judging by label log-probabilities."""
 
     def __init__(self, path: str, threshold: float = 0.25, batch_size: int = 8, max_new_tokens: int = 48,
-                 device: str | None = None, dtype: str = "float32", prompts_dir: str | None = None):
+                 device: str | None = None, dtype: str = "float32", prompts_dir: str | None = None,
+                 engine: str = "hf"):
         p = Path(path).expanduser()
         if not p.is_dir():
             raise ConfigError(f"hf judge path {path!r} is not a local folder; hf:<path> needs a folder with "
@@ -46,6 +47,11 @@ class HFJudge:
         self.max_new_tokens = int(max_new_tokens)
         self.device = device
         self.dtype = dtype
+        from ..engines import validate_engine
+
+        validate_engine(engine)
+        self.engine_choice = engine  # hf | vllm | auto (auto: vllm where installed and working)
+        self._engine = None
         self.stats = JudgeStats()
         self._model = None
         self._tok = None
@@ -76,8 +82,9 @@ class HFJudge:
     @property
     def cache_params(self) -> dict:
         """What changes verdicts besides the path: threshold, decoding, templates."""
+        extra = {"engine": "vllm"} if self.engine_choice != "hf" else {}  # vLLM's kernels can move a close call
         return {"threshold": self.threshold, "max_new_tokens": self.max_new_tokens, "dtype": self.dtype,
-                "templates": self.prompts.sha, "greedy": True}
+                "templates": self.prompts.sha, "greedy": True, **extra}
 
     def _load(self):
         with self._lock:
@@ -97,7 +104,35 @@ class HFJudge:
                 dev = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
                 model.to(dev).eval()
                 self._model, self._tok = model, tok
+                self._engine = self._start_engine()
         return self._model, self._tok
+
+    def _start_engine(self):
+        """The vLLM engine for the judge's folder (shared with a ChatModel of the same folder), or None."""
+        from ..engines import vllm_missing
+
+        if self.engine_choice == "hf":
+            return None
+        missing = vllm_missing()
+        if missing and self.engine_choice == "vllm":
+            raise ConfigError(f"{self.id} engine=vllm: {missing}; allowed here: hf, auto")
+        if missing:
+            print(f"judge {self.id}: engine auto: hf ({missing})")
+            return None
+        from ..engines.vllm_engine import engine_for_folder
+
+        try:
+            return engine_for_folder(self.path, dtype=self.dtype)
+        except Exception as e:  # noqa: BLE001 -- auto falls back on whatever stops vLLM starting
+            if self.engine_choice == "vllm":
+                raise JudgeError(f"{self.id}: the vLLM engine could not start: {type(e).__name__}: {e}") from e
+            print(f"judge {self.id}: engine auto: hf (vllm failed to start: {type(e).__name__}: {str(e)[:200]})")
+            return None
+
+    @property
+    def engine(self) -> str:
+        """The engine that serves the judge: ``vllm`` or ``hf`` (known once the model is loaded)."""
+        return "vllm" if self._engine is not None else "hf"
 
     def _prompts(self, conversations: list[list[dict]]) -> list[str]:
         _, tok = self._load()
@@ -127,24 +162,11 @@ class HFJudge:
         return out
 
     def _choose(self, conversations: list[list[dict]], labels: Sequence[str]) -> list[Verdict]:
-        import torch
-
-        model, tok = self._load()
         label_ids = self._label_tokens(labels)
         prompts = self._prompts(conversations)
         out: list[Verdict] = []
-        for i in range(0, len(prompts), self.batch_size):
-            batch = prompts[i:i + self.batch_size]
-            enc = tok(batch, return_tensors="pt", padding=True, padding_side="left",
-                      add_special_tokens=False).to(model.device)
-            # Left padding: positions must count real tokens only, or padded rows are shifted.
-            pos = (enc["attention_mask"].cumsum(-1) - 1).clamp(min=0)
-            with torch.no_grad():
-                logits = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"],
-                               position_ids=pos).logits[:, -1, :].float()
-            probs = torch.softmax(logits, dim=-1)
-            for row in probs:
-                mass = [float(row[ids].sum()) for ids in label_ids]
+        for masses in self._label_masses(prompts, label_ids):
+            for mass in masses:
                 total = sum(mass)
                 raw = " ".join(f"{lab}={m:.3f}" for lab, m in zip(labels, mass))
                 if total < self.threshold or not math.isfinite(total):
@@ -157,6 +179,28 @@ class HFJudge:
         self.stats.calls += len(out)
         return out
 
+    def _label_masses(self, prompts: list[str], label_ids: list[list[int]]):
+        """Per batch of prompts: the probability mass on each label's token ids at the next position."""
+        import torch
+
+        model, tok = self._load()
+        if self._engine is not None:
+            ids = [tok(p, add_special_tokens=False)["input_ids"] for p in prompts]
+            flat = sorted({t for lab in label_ids for t in lab})
+            lps = self._engine.next_logprobs(ids, [flat] * len(ids))
+            yield [[sum(math.exp(lp[t]) for t in lab) for lab in label_ids] for lp in lps]
+            return
+        for i in range(0, len(prompts), self.batch_size):
+            enc = tok(prompts[i:i + self.batch_size], return_tensors="pt", padding=True, padding_side="left",
+                      add_special_tokens=False).to(model.device)
+            # Left padding: positions must count real tokens only, or padded rows are shifted.
+            pos = (enc["attention_mask"].cumsum(-1) - 1).clamp(min=0)
+            with torch.no_grad():
+                logits = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"],
+                               position_ids=pos).logits[:, -1, :].float()
+            probs = torch.softmax(logits, dim=-1)
+            yield [[float(row[ids].sum()) for ids in label_ids] for row in probs]
+
     def judge_propositions(self, queries: Sequence[PropositionQuery]) -> list[Verdict]:
         """A/B/C/D by label probability after the ``mask_binary`` prompt."""
         return self._choose([self.prompts.proposition_messages(q) for q in queries], BINARY_LABELS)
@@ -167,29 +211,37 @@ class HFJudge:
 
     def judge_numeric(self, queries: Sequence[NumericQuery]) -> list[Verdict]:
         """Greedy generation after the ``mask_numeric`` prompt, parsed as strict JSON bounds."""
-        import torch
-
         if not queries:
             return []
-        model, tok = self._load()
         prompts = self._prompts([self.prompts.numeric_messages(q) for q in queries])
         out: list[Verdict] = []
+        for text in self._greedy(prompts):
+            b = parse_ranges(text)
+            if b is None:
+                out.append(Verdict("unparsed", raw=text, detail='expected {"lower": number|null, "upper": number|null}'))
+            else:
+                out.append(Verdict("scored", lower=b[0], upper=b[1], rel_lower=b[2], rel_upper=b[3], raw=text))
+        self.stats.calls += len(out)
+        return out
+
+    def _greedy(self, prompts: list[str]) -> list[str]:
+        """Greedy replies of up to ``max_new_tokens`` to the rendered ``prompts`` (vLLM or transformers)."""
+        import torch
+
+        model, tok = self._load()
+        if self._engine is not None:
+            got = self._engine.generate_ids([tok(p, add_special_tokens=False)["input_ids"] for p in prompts],
+                                            self.max_new_tokens)
+            return [tok.decode(ids, skip_special_tokens=True).strip() for ids, _ in got]
+        texts: list[str] = []
         for i in range(0, len(prompts), self.batch_size):
             enc = tok(prompts[i:i + self.batch_size], return_tensors="pt", padding=True, padding_side="left",
                       add_special_tokens=False).to(model.device)
             with torch.no_grad():
                 gen = model.generate(**enc, max_new_tokens=self.max_new_tokens, do_sample=False,
                                      pad_token_id=tok.pad_token_id)
-            for row in gen[:, enc["input_ids"].shape[1]:]:
-                text = tok.decode(row, skip_special_tokens=True).strip()
-                b = parse_ranges(text)
-                if b is None:
-                    out.append(Verdict("unparsed", raw=text,
-                                       detail='expected {"lower": number|null, "upper": number|null}'))
-                else:
-                    out.append(Verdict("scored", lower=b[0], upper=b[1], rel_lower=b[2], rel_upper=b[3], raw=text))
-        self.stats.calls += len(out)
-        return out
+            texts += [tok.decode(row, skip_special_tokens=True).strip() for row in gen[:, enc["input_ids"].shape[1]:]]
+        return texts
 
     def close(self) -> None:
         """Drop the model so its memory can be freed."""
