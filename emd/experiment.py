@@ -246,7 +246,7 @@ class RunContext:
 
             self.phase("model")
             self._chat = load_model(self.cfg.model.model, dtype=self.cfg.model.dtype,
-                                    template_kwargs=self.cfg.model.template_kwargs)
+                                    template_kwargs=self.cfg.model.template_kwargs, spec=self.cfg.model)
             self.tracker.set_tags({"emd.chat_template_hash": self._chat.chat_template_hash,
                                    "emd.n_params": self._chat.info.get("n_params")})
         return self._chat
@@ -287,7 +287,7 @@ class RunContext:
                                           self.eval_spec, self.cfg.judge, self.judge,
                                           self.seed if seed is None else seed, self.work,
                                           reuse=self.cfg.common.reuse_references, log=self.log,
-                                          storable=self.within_budget)
+                                          storable=self.within_budget, resume=self.cfg.common.resume)
 
     def train(self, name: str, rows: Sequence[dict], method: str = "sft", seed: int | None = None,
               log_adapter: bool = True) -> tuple[str, dict]:
@@ -299,7 +299,7 @@ class RunContext:
         self.phase(f"train {name}")
         adapter_dir, info = pipeline.train_arm(chat, name, rows, self.cfg.lora, self.cfg.train,
                                                self.seed if seed is None else seed, self.work, method,
-                                               progress=self.stream_training)
+                                               progress=self.stream_training, resume=self.cfg.common.resume)
         self.log_training(info, curve=False)
         if log_adapter:
             self.tracker.log_artifacts(adapter_dir, "adapter")
@@ -391,9 +391,13 @@ class RunContext:
             return None
         self.phase("register")
         name = registry_name(self.cfg.model.model, self.entry)
+        from .registry import model_config
+
+        m = self.cfg.model
         version = self.tracker.register_adapter(run_id or self.run_id, name, aliases=list(aliases),
-                                                tags={"base_model": self.cfg.model.model,
-                                                      **{k: str(v) for k, v in (tags or {}).items()}})
+                                                tags={"base_model": m.model,
+                                                      **{k: str(v) for k, v in (tags or {}).items()}},
+                                                model_config=model_config(m.model, m.dtype, m.template_kwargs))
         self.tracker.set_tags({"emd.registered_model": f"{name}/{version}"})
         if run_id is None:
             self.version = version
