@@ -124,8 +124,8 @@ class TrainSpec:
                                          "slower; for 7-32B models on one GPU)", default=False)
     save_steps: int = _help("write a resumable checkpoint every N optimiser steps (0 = none); --resume continues "
                             "an interrupted fine-tune from the last one", default=0)
-    packing: bool = _help("padding-free packing of training rows (trl bfd; loss stays on completions; exact only "
-                          "with flash_attention_2/3, see docs/training.md)", default=False)
+    packing: bool = _help("padding-free packing of training rows (trl best-fit decreasing into max_length "
+                          "sequences; loss stays on completions, attention kept within each row)", default=False)
 
     def __post_init__(self):
         from .train_keys import check_train_keys

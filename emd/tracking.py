@@ -284,11 +284,16 @@ class Tracker:
         return (mv.tags or {}).get(key)
 
     def download(self, uri: str, dst: str | Path | None = None) -> Path:
-        """Download ``runs:/...`` or ``models:/name/<version|@alias>`` artifacts to a local folder."""
+        """Download ``runs:/...`` or ``models:/name/<version|@alias>`` artifacts to a local folder.
+
+        A registered version is a pyfunc model folder: the adapter inside it (``artifacts/adapter``) is
+        returned, so callers get an adapter folder from ``models:/`` URIs of old and new versions alike."""
         import mlflow.artifacts
 
-        return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dst) if dst else None,
+        path = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dst) if dst else None,
                                                         tracking_uri=self.uri))
+        inner = path / "artifacts" / "adapter"
+        return inner if (path / "MLmodel").is_file() and (inner / "adapter_config.json").is_file() else path
 
     # ------------------------------------------------------------------ queries
     def search_runs(self, experiment: str, filter_string: str = "", **kw):

@@ -104,7 +104,8 @@ def last_checkpoint(folder: str | Path | None) -> Path | None:
 
 def _run(trainer, train: TrainSpec, rows: int, checkpoint_dir: Path | None, resume: bool):
     """Train (from the last checkpoint when resuming); returns (output, tokens, seconds, resumed step)."""
-    tokens = _tokens_seen(trainer.train_dataset, rows, train)
+    # Rows of the prepared dataset (packed sequences when packing; fully masked rows dropped).
+    tokens = _tokens_seen(trainer.train_dataset, len(trainer.train_dataset) or rows, train)
     start = last_checkpoint(checkpoint_dir) if resume else None
     t0 = time.perf_counter()
     out = trainer.train(resume_from_checkpoint=str(start) if start else None)
@@ -168,11 +169,19 @@ def train_sft(chat_model, rows: Sequence[dict], lora: LoraSpec, train: TrainSpec
     ``train.save_steps`` checkpoints go to ``checkpoint_dir``; ``resume`` continues from the last one.
     ``train.packing``: padding-free best-fit packing (trl), the loss still on completion tokens only.
     """
+    trainer, cb = build_sft_trainer(chat_model, rows, lora, train, Path(output_dir), seed, progress, checkpoint_dir)
+    out, tokens, seconds, resumed = _run(trainer, train, len(rows), checkpoint_dir, resume)
+    return _finish(trainer, chat_model, Path(output_dir), out, tokens, seconds, cb.losses, resumed)
+
+
+def build_sft_trainer(chat_model, rows: Sequence[dict], lora: LoraSpec, train: TrainSpec, output_dir: Path,
+                      seed: int = 0, progress: Callable[[dict], None] | None = None,
+                      checkpoint_dir: str | Path | None = None):
+    """The SFTTrainer :func:`train_sft` runs (and its progress callback), not yet trained."""
     import torch
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
-    output_dir = Path(output_dir)
     on_gpu = torch.cuda.is_available() and chat_model.device.type == "cuda"
     bf16 = on_gpu and torch.cuda.is_bf16_supported()
     args = SFTConfig(
@@ -187,8 +196,7 @@ def train_sft(chat_model, rows: Sequence[dict], lora: LoraSpec, train: TrainSpec
     cb = _make_progress_callback(progress)
     trainer = SFTTrainer(model=chat_model.model, args=args, train_dataset=ds,
                          processing_class=chat_model.tokenizer, peft_config=get_peft_config(lora), callbacks=[cb])
-    out, tokens, seconds, resumed = _run(trainer, train, len(rows), checkpoint_dir, resume)
-    return _finish(trainer, chat_model, output_dir, out, tokens, seconds, cb.losses, resumed)
+    return trainer, cb
 
 
 def _finish(trainer, chat_model, output_dir: Path, out, tokens: int, seconds: float, losses: list[float],
