@@ -37,6 +37,8 @@ TRAIN_METRICS = declare(
     MetricSpec("train/train_seconds", "timing", None, "s", "training wall time"),
     MetricSpec("train/train_tokens_per_s", "timing", None, "tokens/s", "training throughput"),
     MetricSpec("train/{what}", "info", None, "", "anything else the trainer logs (grad_norm, learning_rate, ...)"),
+    MetricSpec("train/{group}/{what}", "info", None, "", "grouped trainer logs (KTO: rewards/chosen_sum, "
+               "logps/rejected_sum, count/chosen ...)"),
     MetricSpec("n_cells", "count", None, "cells", "grid cells in a parent run"),
     MetricSpec("n_cells_trained_now", "count", None, "cells", "grid cells trained by this invocation"),
 )
