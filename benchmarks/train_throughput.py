@@ -72,7 +72,9 @@ def load(uri: str, dtype: str, load_in_4bit: bool):
 
     if not load_in_4bit:
         return load_model(uri, dtype=dtype)
-    ModelSpec(model=uri, dtype=dtype, load_in_4bit=True)  # a clear error without bitsandbytes / a GPU, first
+    from emd.train_keys import check_quantized_loading
+
+    check_quantized_loading("load_in_4bit")  # a clear error without bitsandbytes / a GPU, before building
     if uri.startswith("random:"):
         folder = Path(tempfile.mkdtemp(prefix="emd-random-"))
         built = load_model(uri, dtype=dtype, device="cpu")

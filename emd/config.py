@@ -478,6 +478,9 @@ class InteractionConfig:
 
     def __post_init__(self):
         _resolve_protocol(self)
+        if self.train.packing and "kto" in self.interaction.method_list:
+            raise ConfigError("packing=true with method kto: trl packs SFT rows only; allowed: packing=false, or "
+                              "method=sft")
 
 
 @dataclass(frozen=True)

@@ -32,16 +32,14 @@ def check_model_keys(spec) -> None:
     for key in ("load_in_4bit", "load_in_8bit"):
         if not getattr(spec, key):
             continue
-        if spec.model.startswith(("embedded:", "gguf:")):
-            raise ConfigError(f"{key}=true with model={spec.model}: a GGUF-converted model is loaded in float; "
-                              "allowed: an hf: or random: model")
-        if importlib.util.find_spec("bitsandbytes") is None:
-            raise ConfigError(f"{key}=true needs bitsandbytes, which is not installed; allowed: install it with "
-                              f"pip install 'emd[quant]', or set {key}=false")
-        if not _cuda_available():
-            raise ConfigError(f"{key}=true needs a CUDA GPU (bitsandbytes kernels); none is visible here; "
-                              f"allowed: {key}=false on this machine")
-    device_map_value(spec.device_map)
+        if spec.model.startswith(("embedded:", "gguf:", "random:")):
+            raise ConfigError(f"{key}=true with model={spec.model}: GGUF-converted and random: models are built "
+                              "in float, not loaded from weights; allowed: an hf: model (save a random: model with "
+                              "save_pretrained and load it as hf:<folder>)")
+        check_quantized_loading(key)
+    if device_map_value(spec.device_map) is not None and spec.model.startswith("random:"):
+        raise ConfigError(f"device_map={spec.device_map!r} with model={spec.model}: a random: model is built in "
+                          "memory, not loaded; allowed: empty")
     attn = spec.attn_implementation
     if attn and attn not in ATTN_IMPLEMENTATIONS and "/" not in attn:
         raise ConfigError(f"attn_implementation={attn!r}; allowed: {', '.join(ATTN_IMPLEMENTATIONS)}, a hub kernel "
@@ -49,6 +47,16 @@ def check_model_keys(spec) -> None:
     if attn.startswith("flash_attention") and importlib.util.find_spec("flash_attn") is None and attn.endswith("2"):
         raise ConfigError(f"attn_implementation={attn} needs the flash-attn package, which is not installed; "
                           "allowed: sdpa, eager, or install flash-attn")
+
+
+def check_quantized_loading(key: str = "load_in_4bit") -> None:
+    """ConfigError naming ``key`` unless bitsandbytes is installed and a CUDA GPU is visible."""
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise ConfigError(f"{key}=true needs bitsandbytes, which is not installed; allowed: install it with "
+                          f"pip install 'emd[quant]', or set {key}=false")
+    if not _cuda_available():
+        raise ConfigError(f"{key}=true needs a CUDA GPU (bitsandbytes kernels); none is visible here; "
+                          f"allowed: {key}=false on this machine")
 
 
 def device_map_value(raw: str) -> Any:

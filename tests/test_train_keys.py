@@ -28,10 +28,17 @@ def test_every_training_entry_has_the_keys_as_params(entry):
     (["--save-steps", "-1"], "save_steps"),
     (["--load-in-4bit", "true", "--load-in-8bit", "true", "--model", "random:tiny"], "load_in_4bit"),
     (["--load-in-8bit", "true"], "load_in_8bit"),  # embedded: is a GGUF-converted float model
+    (["--load-in-4bit", "true", "--model", "random:tiny"], "load_in_4bit"),  # built in float, not loaded
+    (["--device-map", "auto", "--model", "random:tiny"], "device_map"),
 ])
 def test_bad_values_name_the_key(argv, key):
     with pytest.raises(ConfigError, match=key):
         parse_config("mixture", argv)
+
+
+def test_packing_with_kto_is_refused():
+    with pytest.raises(ConfigError, match="packing"):
+        parse_config("interaction", ["--packing", "true", "--method", "sft,kto"])
 
 
 def test_good_values_pass():
@@ -45,7 +52,7 @@ def test_good_values_pass():
 @pytest.mark.skipif(importlib.util.find_spec("bitsandbytes") is not None, reason="bitsandbytes is installed here")
 def test_4bit_without_bitsandbytes_exits_2_before_loading(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    rc = cli_main(["mixture", "--model", "random:tiny", "--load-in-4bit", "true", "--benchmarks", "none"])
+    rc = cli_main(["mixture", "--model", f"hf:{tmp_path}", "--load-in-4bit", "true", "--benchmarks", "none"])
     err = capsys.readouterr().err
     assert rc == 2 and "load_in_4bit=true needs bitsandbytes" in err and "emd[quant]" in err
     assert not (tmp_path / "mlflow.db").exists()  # stopped before any run (or model) existed
