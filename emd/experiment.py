@@ -39,6 +39,8 @@ TRAIN_METRICS = declare(
     MetricSpec("train/{what}", "info", None, "", "anything else the trainer logs (grad_norm, learning_rate, ...)"),
     MetricSpec("train/{group}/{what}", "info", None, "", "grouped trainer logs (KTO: rewards/chosen_sum, "
                "logps/rejected_sum, count/chosen ...)"),
+    MetricSpec("system/{what}", "info", None, "", "MLflow system metrics (CPU, memory, GPU with nvidia-ml-py), "
+               "logged when the user sets MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING=true"),
     MetricSpec("n_cells", "count", None, "cells", "grid cells in a parent run"),
     MetricSpec("n_cells_trained_now", "count", None, "cells", "grid cells trained by this invocation"),
 )
