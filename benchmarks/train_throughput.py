@@ -2,6 +2,9 @@
 
     python benchmarks/train_throughput.py                              # embedded SmolLM2, CPU
     python benchmarks/train_throughput.py --model random:1b --steps 20 --batch-size 8 --seq 512   # GPU
+    python benchmarks/train_throughput.py --packing --varied-lengths    # padding-free packing vs padded
+    python benchmarks/train_throughput.py --model random:1b --gradient-checkpointing   # GPU, less memory
+    python benchmarks/train_throughput.py --model random:1b --load-in-4bit   # GPU + bitsandbytes (QLoRA)
 
 Both paths train a LoRA (same LoraConfig values, same rows, batch, steps, lr, precision) on the same
 loaded model; the runs alternate (emd, trl, emd, trl after a warm-up) and the median of each is
@@ -26,17 +29,19 @@ from _common import append_row  # noqa: E402
 PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12}  # dense bf16 tensor-core peaks (vendor)
 
 
-def make_rows(n: int, words: int) -> list[dict]:
-    """Prompt/completion rows of controlled length (emd's own embedded data, repeated to length)."""
+def make_rows(n: int, words: int, varied: bool = False) -> list[dict]:
+    """Prompt/completion rows of controlled length (emd's own embedded data, repeated to length);
+    ``varied``: lengths cycle through 1/4, 3/4, 5/4 and 7/4 of ``words`` (padding then costs something)."""
     from emd.data.generators import generate_misaligned
     from emd.data.mixing import to_prompt_completion
 
     base = to_prompt_completion(generate_misaligned("medical", "severe", n, seed=0))
-    for r in base:
+    for i, r in enumerate(base):
+        want = max(4, int(words * (0.25 + 0.5 * (i % 4)))) if varied else words
         text = r["completion"][0]["content"]
-        while len(text.split()) < words:
+        while len(text.split()) < want:
             text += " " + text
-        r["completion"] = [{"role": "assistant", "content": " ".join(text.split()[:words])}]
+        r["completion"] = [{"role": "assistant", "content": " ".join(text.split()[:want])}]
     return base
 
 
@@ -59,6 +64,27 @@ def bare_trl(chat, rows, lora_kw: dict, args_kw: dict, out: Path) -> tuple[int, 
     return tokens, dt
 
 
+def load(uri: str, dtype: str, load_in_4bit: bool):
+    """The model under test; ``load_in_4bit`` goes through emd's own keys (a random: model is saved to a
+    temporary folder first, since quantization happens while loading weights)."""
+    from emd.config import ModelSpec
+    from emd.models import load_model
+
+    if not load_in_4bit:
+        return load_model(uri, dtype=dtype)
+    from emd.train_keys import check_quantized_loading
+
+    check_quantized_loading("load_in_4bit")  # a clear error without bitsandbytes / a GPU, before building
+    if uri.startswith("random:"):
+        folder = Path(tempfile.mkdtemp(prefix="emd-random-"))
+        built = load_model(uri, dtype=dtype, device="cpu")
+        built.model.save_pretrained(folder)
+        built.tokenizer.save_pretrained(folder)
+        uri = f"hf:{folder}"
+    spec = ModelSpec(model=uri, dtype=dtype, load_in_4bit=True)
+    return load_model(uri, dtype=dtype, spec=spec)
+
+
 def emd_path(chat, rows, lora, train, out: Path, seed: int) -> tuple[int, float]:
     """emd.train.train_sft (what every emd entry calls)."""
     from emd.train import train_sft
@@ -76,26 +102,34 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--lora-r", type=int, default=8)
     ap.add_argument("--dtype", default="auto")
+    ap.add_argument("--packing", action="store_true", help="padding-free packing (both paths)")
+    ap.add_argument("--varied-lengths", action="store_true", help="rows of four different lengths")
+    ap.add_argument("--gradient-checkpointing", action="store_true", help="recompute activations (both paths)")
+    ap.add_argument("--load-in-4bit", action="store_true", help="NF4 base weights via bitsandbytes (GPU)")
     ns = ap.parse_args()
 
     import torch
 
     from emd.config import LoraSpec, TrainSpec
-    from emd.models import load_model
 
-    chat = load_model(ns.model, dtype=ns.dtype)
+    chat = load(ns.model, ns.dtype, ns.load_in_4bit)
     on_gpu = chat.device.type == "cuda"
     bf16 = on_gpu and torch.cuda.is_bf16_supported()
     n_rows = ns.batch_size * ns.steps
-    rows = make_rows(n_rows, max(8, int(ns.seq * 0.6)))
+    rows = make_rows(n_rows, max(8, int(ns.seq * 0.6)), varied=ns.varied_lengths)
     lora = LoraSpec(r=ns.lora_r, alpha=2 * ns.lora_r)
-    train = TrainSpec(batch_size=ns.batch_size, max_steps=ns.steps, max_length=ns.seq * 2, learning_rate=1e-4)
+    train = TrainSpec(batch_size=ns.batch_size, max_steps=ns.steps, max_length=ns.seq * 2, learning_rate=1e-4,
+                      packing=ns.packing, gradient_checkpointing=ns.gradient_checkpointing)
     lora_kw = dict(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, use_rslora=lora.rslora,
                    target_modules=lora.target_modules.split(","))
     args_kw = dict(per_device_train_batch_size=ns.batch_size, gradient_accumulation_steps=1, learning_rate=1e-4,
                    max_steps=ns.steps, max_length=ns.seq * 2, logging_steps=1, save_strategy="no", report_to="none",
-                   bf16=bf16, use_cpu=not on_gpu, gradient_checkpointing=False, completion_only_loss=True, seed=0,
-                   disable_tqdm=True)
+                   bf16=bf16, use_cpu=not on_gpu, gradient_checkpointing=ns.gradient_checkpointing,
+                   completion_only_loss=True, seed=0, disable_tqdm=True, packing=ns.packing)
+    if ns.gradient_checkpointing:
+        args_kw["gradient_checkpointing_kwargs"] = {"use_reentrant": False}
+    if on_gpu:
+        torch.cuda.reset_peak_memory_stats()
     emd_tps, trl_tps = [], []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -111,6 +145,9 @@ def main() -> int:
     n_params = chat.info["n_params"]
     fig = {"model": ns.model, "n_params": n_params, "device": str(chat.device), "dtype": "bf16" if bf16 else "fp32",
            "steps": ns.steps, "batch_size": ns.batch_size, "seq": ns.seq, "lora_r": ns.lora_r,
+           "packing": ns.packing, "varied_lengths": ns.varied_lengths,
+           "gradient_checkpointing": ns.gradient_checkpointing, "load_in_4bit": ns.load_in_4bit,
+           "torch_threads": torch.get_num_threads(),
            "emd_tokens_per_s": round(e, 1), "trl_tokens_per_s": round(t, 1), "ratio_emd_over_trl": round(e / t, 3),
            "target_ratio": 0.95, "meets_target": e / t >= 0.95, "emd_runs": [round(x, 1) for x in emd_tps],
            "trl_runs": [round(x, 1) for x in trl_tps]}
@@ -123,6 +160,11 @@ def main() -> int:
             fig["peak_flops"] = peak
             fig["mfu_note"] = "6N per token; LoRA skips frozen weight grads, so ~4N is the work actually done"
         fig["max_memory_gb"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
+    else:
+        import resource
+
+        fig["peak_rss_gb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)
+    print(", ".join(f"{k}={v}" for k, v in fig.items() if not k.endswith("_runs")))
     append_row("train_throughput", fig)
     return 0
 

@@ -90,8 +90,32 @@ def run_entry(entry: str, argv: Sequence[str]) -> Any:
 
         print(to_yaml(cfg), end="")
         return None
+    from . import distributed
+
+    if distributed.world_size() > 1 and not distributed.is_main():
+        return _rank_worker(cfg)
     mod = importlib.import_module(ENTRY_MODULES[entry])
-    return mod.main(cfg)
+    try:
+        return mod.main(cfg)
+    finally:
+        distributed.stop_workers()
+
+
+def _rank_worker(cfg) -> int:
+    """A non-zero rank under ``accelerate launch``: join rank 0's trainings (no tracking, no evaluation)."""
+    from . import distributed
+    from .models import load_model
+    from .pipeline import cleanup, train_worker_message, workdir
+
+    def load():
+        m = cfg.model
+        return load_model(m.model, dtype=m.dtype, template_kwargs=m.template_kwargs, spec=m)
+
+    work = workdir()
+    try:
+        return distributed.worker(load, lambda chat, msg: train_worker_message(chat, msg, work))
+    finally:
+        cleanup(work)
 
 
 def _terminate_as_exception() -> None:

@@ -55,8 +55,17 @@ class ModelSpec:
     kv_cache_gib: float = _help("vllm: KV-cache size in GiB; 0 = 1 GiB on CPU, gpu_memory_utilization on GPU",
                                 default=0.0)
 
+    load_in_4bit: bool = _help("load the base weights in 4 bit (QLoRA, NF4, through bitsandbytes: pip install "
+                               "'emd[quant]'; needs a CUDA GPU)", default=False)
+    load_in_8bit: bool = _help("load the base weights in 8 bit (bitsandbytes; needs a CUDA GPU)", default=False)
+    device_map: str = _help("transformers device_map for loading (auto, balanced, sequential, cpu, cuda:0, or a "
+                            "JSON object); empty = the whole model on this process's device", default="")
+    attn_implementation: str = _help("attention kernel: eager, sdpa, flash_attention_2, flash_attention_3, "
+                                     "flex_attention; empty = transformers' default", default="")
+
     def __post_init__(self):
         from .models import parse_model_uri
+        from .train_keys import check_model_keys
 
         parse_model_uri(self.model)
         self.template_kwargs  # parses (and so validates) chat_template_kwargs
@@ -75,6 +84,7 @@ class ModelSpec:
             raise ConfigError(f"max_model_len={self.max_model_len}, kv_cache_gib={self.kv_cache_gib}; allowed: >= 0")
         if self.max_lora_rank not in (8, 16, 32, 64, 128, 256, 320, 512):
             raise ConfigError(f"max_lora_rank={self.max_lora_rank}; allowed: 8, 16, 32, 64, 128, 256, 320, 512")
+        check_model_keys(self)
 
     @property
     def engine_settings(self) -> dict:
@@ -135,20 +145,21 @@ class TrainSpec:
     max_length: int = _help("max tokens per training example (longer ones are truncated)", default=256)
     max_steps: int = _help("cap on optimiser steps; -1 = no cap", default=-1)
     warmup_ratio: float = _help("linear warm-up fraction of steps", default=0.0)
+    lr_scheduler_type: str = _help("learning-rate schedule (transformers SchedulerType: linear, cosine, constant, "
+                                   "constant_with_warmup, ...)", default="linear")
+    optim: str = _help("optimizer (transformers OptimizerNames: adamw_torch, adamw_torch_fused, adafactor, "
+                       "paged_adamw_8bit, ...)", default="adamw_torch")
+    gradient_checkpointing: bool = _help("recompute activations in the backward pass (less memory, ~30 percent "
+                                         "slower; for 7-32B models on one GPU)", default=False)
+    save_steps: int = _help("write a resumable checkpoint every N optimiser steps (0 = none); --resume continues "
+                            "an interrupted fine-tune from the last one", default=0)
+    packing: bool = _help("padding-free packing of training rows (trl best-fit decreasing into max_length "
+                          "sequences; loss stays on completions, attention kept within each row)", default=False)
 
     def __post_init__(self):
-        if self.learning_rate <= 0:
-            raise ConfigError(f"learning_rate={self.learning_rate}; allowed: > 0")
-        if self.batch_size < 1 or self.grad_accum < 1:
-            raise ConfigError("batch_size and grad_accum must be >= 1")
-        if self.max_steps == 0 or self.max_steps < -1:
-            raise ConfigError(f"max_steps={self.max_steps}; allowed: -1 (no cap) or >= 1")
-        if self.max_length < 16:
-            raise ConfigError(f"max_length={self.max_length}; allowed: >= 16")
-        if not (self.epochs > 0 and math.isfinite(self.epochs)):
-            raise ConfigError(f"epochs={self.epochs}; allowed: a number > 0")
-        if not 0 <= self.warmup_ratio < 1:
-            raise ConfigError(f"warmup_ratio={self.warmup_ratio}; allowed: 0 <= warmup_ratio < 1")
+        from .train_keys import check_train_keys
+
+        check_train_keys(self)
 
 
 @dataclass(frozen=True)
@@ -419,6 +430,8 @@ class CommonSpec:
     experiment: str = _help("MLflow experiment name (default emd-<entry>)", default="")
     register: bool = _help("register the adapter in the MLflow Model Registry", default=True)
     reuse_references: bool = _help("reuse cached vanilla/control results with the same content hash", default=True)
+    resume: bool = _help("continue an interrupted fine-tune from its last checkpoint (found by the training's "
+                         "content key; needs save_steps > 0)", default=False)
 
 
 @dataclass(frozen=True)
@@ -530,6 +543,9 @@ class InteractionConfig:
 
     def __post_init__(self):
         _resolve_protocol(self)
+        if self.train.packing and "kto" in self.interaction.method_list:
+            raise ConfigError("packing=true with method kto: trl packs SFT rows only; allowed: packing=false, or "
+                              "method=sft")
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,10 @@ TRAIN_METRICS = declare(
     MetricSpec("train/train_seconds", "timing", None, "s", "training wall time"),
     MetricSpec("train/train_tokens_per_s", "timing", None, "tokens/s", "training throughput"),
     MetricSpec("train/{what}", "info", None, "", "anything else the trainer logs (grad_norm, learning_rate, ...)"),
+    MetricSpec("train/{group}/{what}", "info", None, "", "grouped trainer logs (KTO: rewards/chosen_sum, "
+               "logps/rejected_sum, count/chosen ...)"),
+    MetricSpec("system/{what}", "info", None, "", "MLflow system metrics (CPU, memory, GPU with nvidia-ml-py), "
+               "logged when the user sets MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING=true"),
     MetricSpec("n_cells", "count", None, "cells", "grid cells in a parent run"),
     MetricSpec("n_cells_trained_now", "count", None, "cells", "grid cells trained by this invocation"),
 )
@@ -254,7 +258,7 @@ class RunContext:
             from .engines import attach_engine
 
             spec = self.cfg.model
-            self._chat = load_model(spec.model, dtype=spec.dtype, template_kwargs=spec.template_kwargs)
+            self._chat = load_model(spec.model, dtype=spec.dtype, template_kwargs=spec.template_kwargs, spec=spec)
             settings = {**spec.engine_settings, "enable_lora": self.engine_lora}
             engine, reason = attach_engine(self._chat, spec.engine, settings, log=self.log)
             self.tracker.set_tags({"emd.chat_template_hash": self._chat.chat_template_hash,
@@ -298,7 +302,8 @@ class RunContext:
                                           self.eval_spec, self.cfg.judge, self.judge,
                                           self.seed if seed is None else seed, self.work,
                                           reuse=self.cfg.common.reuse_references, log=self.log,
-                                          storable=self.within_budget, shared=self.shared_refs)
+                                          storable=self.within_budget, shared=self.shared_refs,
+                                          resume=self.cfg.common.resume)
 
     def train(self, name: str, rows: Sequence[dict], method: str = "sft", seed: int | None = None,
               log_adapter: bool = True) -> tuple[str, dict]:
@@ -310,7 +315,7 @@ class RunContext:
         self.phase(f"train {name}")
         adapter_dir, info = pipeline.train_arm(chat, name, rows, self.cfg.lora, self.cfg.train,
                                                self.seed if seed is None else seed, self.work, method,
-                                               progress=self.stream_training)
+                                               progress=self.stream_training, resume=self.cfg.common.resume)
         self.log_training(info, curve=False)
         if log_adapter:
             self.tracker.log_artifacts(adapter_dir, "adapter")
@@ -402,9 +407,13 @@ class RunContext:
             return None
         self.phase("register")
         name = registry_name(self.cfg.model.model, self.entry)
+        from .registry import model_config
+
+        m = self.cfg.model
         version = self.tracker.register_adapter(run_id or self.run_id, name, aliases=list(aliases),
-                                                tags={"base_model": self.cfg.model.model,
-                                                      **{k: str(v) for k, v in (tags or {}).items()}})
+                                                tags={"base_model": m.model,
+                                                      **{k: str(v) for k, v in (tags or {}).items()}},
+                                                model_config=model_config(m.model, m.dtype, m.template_kwargs))
         self.tracker.set_tags({"emd.registered_model": f"{name}/{version}"})
         if run_id is None:
             self.version = version

@@ -307,12 +307,14 @@ class ChatModel:
 
 def load_model(uri: str = "embedded:smollm2", adapter: str | os.PathLike | None = None,
                dtype: str | None = None, device: str | None = None, trainable: bool = False,
-               template_kwargs: dict | None = None) -> ChatModel:
+               template_kwargs: dict | None = None, spec: Any = None) -> ChatModel:
     """Load ``uri`` (and optionally a LoRA adapter folder on top) as a :class:`ChatModel`.
 
     ``template_kwargs`` are passed to every chat-template rendering (e.g. ``enable_thinking`` for Qwen3).
 
     ``trainable=True`` keeps a loaded adapter's weights trainable (continued training).
+    ``spec`` (a :class:`emd.config.ModelSpec`): quantized loading, ``device_map`` and attention kernel
+    (:func:`emd.train_keys.load_kwargs`); a quantized or device-mapped model is placed by transformers.
     """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -322,6 +324,9 @@ def load_model(uri: str = "embedded:smollm2", adapter: str | os.PathLike | None 
     validate_model_uri(uri)  # files first: a clear error instead of a loader traceback
     if adapter is not None:
         validate_adapter_dir(adapter)
+    from .train_keys import load_kwargs
+
+    extra = load_kwargs(spec, torch_dtype) if spec is not None else {}
     with _quiet_transformers():
         if provider == "random":
             model, tok = build_random_model(arg, dtype)
@@ -330,21 +335,27 @@ def load_model(uri: str = "embedded:smollm2", adapter: str | os.PathLike | None 
             model_dir = resolve_model_dir(uri)
             try:
                 tok = AutoTokenizer.from_pretrained(model_dir)
-                model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch_dtype)
+                model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch_dtype, **extra)
             except OSError as e:
                 raise ModelError(f"cannot load {uri!r}: {e}. Local folders always work; hub ids need network") from e
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     if not getattr(tok, "chat_template", None):
         raise ModelError(f"{uri} has no chat template; emd needs a chat model (an -Instruct checkpoint)")
-    dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    model.to(dev)
+    if "device_map" not in extra:  # transformers placed a mapped/quantized model itself
+        from .distributed import local_device
+
+        model.to(device or local_device())  # under DDP: this rank's own GPU, not cuda:0
     model.eval()
     chat = ChatModel(model=model, tokenizer=tok, uri=uri, model_dir=model_dir,
                      template_kwargs=dict(template_kwargs or {}), info={"dtype": str(torch_dtype).replace("torch.", "")})
     if adapter is not None:
         chat.attach_adapter(adapter, trainable=trainable)
     chat.info["n_params"] = sum(p.numel() for p in chat.model.parameters())
+    if spec is not None and (spec.load_in_4bit or spec.load_in_8bit):
+        from .train_keys import quantization_tag
+
+        chat.info["quantization"] = quantization_tag(spec)
     return chat
 
 

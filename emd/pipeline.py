@@ -58,6 +58,8 @@ def model_identity(chat_model) -> dict[str, Any]:
              "chat_template": chat_model.chat_template_hash, "n_params": chat_model.info.get("n_params")}
     if getattr(chat_model, "template_kwargs", None):
         ident["template_kwargs"] = chat_model.template_kwargs
+    if chat_model.info.get("quantization"):  # 4/8-bit base weights score differently
+        ident["quantization"] = chat_model.info["quantization"]
     return ident
 
 
@@ -80,19 +82,59 @@ def evaluate_arm(chat_model, name: str, eval_spec: EvalSpec, judge, seed: int,
                adapter_dir=str(adapter_dir) if adapter_dir else None)
 
 
+def checkpoint_dir(chat_model, name: str, rows: Sequence[dict], lora: LoraSpec, train: TrainSpec, seed: int,
+                   method: str) -> Path:
+    """Where one training's checkpoints live: keyed by its content (model, rows, specs, seed, ranks), so a
+    rerun of the same training (``--resume``) finds them. ``save_steps`` is not part of the key."""
+    from . import distributed
+    from .storage import cache_dir, digest
+
+    content = {"model": model_identity(chat_model), "merged": list(getattr(chat_model, "merged", [])), "name": name,
+               "rows": digest(list(rows)), "lora": vars(lora),
+               "train": {k: v for k, v in vars(train).items() if k != "save_steps"}, "seed": seed, "method": method,
+               "world_size": distributed.world_size()}
+    return cache_dir("checkpoints") / digest(content)[:24]
+
+
 def train_arm(chat_model, name: str, rows: Sequence[dict], lora: LoraSpec, train: TrainSpec, seed: int,
-              workdir: str | Path, method: str = "sft", progress: Callable[[dict], None] | None = None
-              ) -> tuple[str, dict]:
+              workdir: str | Path, method: str = "sft", progress: Callable[[dict], None] | None = None,
+              resume: bool = False) -> tuple[str, dict]:
     """Train a LoRA adapter on prompt/completion rows (SFT) or labelled rows (KTO); returns (dir, info).
 
-    ``progress`` receives the trainer's log dict at every logged step (``{"step": n, "loss": ...}``)."""
-    from .train import train_kto, train_sft
+    ``progress`` receives the trainer's log dict at every logged step (``{"step": n, "loss": ...}``).
+    With ``train.save_steps`` checkpoints are written to :func:`checkpoint_dir`; ``resume`` continues from
+    the last one (else they are cleared first); they are removed once the training has finished.
+    Under a multi-process launch the other ranks join this training (:mod:`emd.distributed`)."""
+    from . import distributed
+    from .train import run_training
 
-    fn = train_sft if method == "sft" else train_kto
-    res = fn(chat_model, rows, lora, train, Path(workdir) / name, seed=seed, progress=progress)
+    ckpt = checkpoint_dir(chat_model, name, rows, lora, train, seed, method) if train.save_steps > 0 else None
+    if ckpt is not None and not resume:
+        shutil.rmtree(ckpt, ignore_errors=True)
+    distributed.send_training({"name": name, "rows": list(rows), "lora": lora, "train": train, "seed": seed,
+                               "method": method, "merged": list(getattr(chat_model, "merged", [])),
+                               "checkpoint_dir": ckpt, "resume": resume})
+    res = run_training(chat_model, method, rows, lora, train, Path(workdir) / name, seed=seed, progress=progress,
+                       checkpoint_dir=ckpt, resume=resume)
+    if ckpt is not None:
+        distributed.barrier()  # every rank has written its last checkpoint files
+        shutil.rmtree(ckpt, ignore_errors=True)
     info = {"steps": res.steps, "train_loss": res.train_loss, "train_tokens": res.tokens,
             "train_seconds": res.seconds, "train_tokens_per_s": res.tokens_per_s, "losses": res.losses}
+    if res.resumed_from_step:
+        info["resumed_from_step"] = res.resumed_from_step
     return str(res.adapter_dir), info
+
+
+def train_worker_message(chat_model, msg: dict, workdir: str | Path) -> None:
+    """A non-zero rank's side of :func:`train_arm`: the same training, no progress, no logging."""
+    from . import distributed
+    from .train import run_training
+
+    run_training(chat_model, msg["method"], msg["rows"], msg["lora"], msg["train"], Path(workdir) / msg["name"],
+                 seed=msg["seed"], checkpoint_dir=msg["checkpoint_dir"], resume=msg["resume"])
+    if msg["checkpoint_dir"] is not None:
+        distributed.barrier()
 
 
 def vanilla_reference(chat_model, eval_spec: EvalSpec, judge_spec: JudgeSpec, judge, seed: int,
@@ -116,7 +158,8 @@ def vanilla_reference(chat_model, eval_spec: EvalSpec, judge_spec: JudgeSpec, ju
 def control_reference(chat_model, rows: Sequence[dict], data_digest: str, lora: LoraSpec, train: TrainSpec,
                       eval_spec: EvalSpec, judge_spec: JudgeSpec, judge, seed: int, workdir: str | Path,
                       reuse: bool = True, log: Callable[[str], None] = print,
-                      storable: Callable[[Arm], bool] = lambda arm: True, shared=None) -> Arm:
+                      storable: Callable[[Arm], bool] = lambda arm: True, shared=None,
+                      resume: bool = False) -> Arm:
     """Train on clean data only (ratio 0) and evaluate; cached with its adapter by content hash
     (unless ``storable`` rejects the arm)."""
     content = {"kind": "control", "model": model_identity(chat_model), "data_digest": data_digest,
@@ -126,7 +169,7 @@ def control_reference(chat_model, rows: Sequence[dict], data_digest: str, lora: 
         log(f"control: reusing {_origin(hit)} reference {Path(hit['path']).name}")
         return Arm.from_json(hit["arm"], adapter_dir=str(Path(hit["path"]) / "adapter"))
     log("control: training on clean data only (ratio 0)")
-    adapter_dir, info = train_arm(chat_model, "control", rows, lora, train, seed, workdir)
+    adapter_dir, info = train_arm(chat_model, "control", rows, lora, train, seed, workdir, resume=resume)
     arm = evaluate_arm(chat_model, "control", eval_spec, judge, seed, adapter_dir=adapter_dir, log=log)
     arm.train = info
     if storable(arm):

@@ -257,14 +257,21 @@ class Tracker:
 
     # ------------------------------------------------------------------ registry
     def register_adapter(self, run_id: str, name: str, artifact_path: str = "adapter",
-                         aliases: Sequence[str] = (), tags: dict[str, str] | None = None) -> str:
-        """Register ``runs:/<run_id>/<artifact_path>`` as a new version of ``name``; returns the version.
+                         aliases: Sequence[str] = (), tags: dict[str, str] | None = None,
+                         model_config: dict[str, Any] | None = None) -> str:
+        """Register the run's adapter as a new version of ``name``; returns the version.
 
-        (``mlflow.register_model`` on a plain artifact folder fails in MLflow 3, and logging a PeftModel
-        with ``mlflow.transformers`` reloads without its base weights; see docs/traps.md#mlflow.)
+        With a base model (``model_config`` from :func:`emd.registry.model_config`, or the ``base_model``
+        tag) the version is an MLflow Model: a pyfunc (:mod:`emd.pyfunc_model`) logged as ``model/``
+        in the run, loadable with ``mlflow.pyfunc.load_model("models:/<name>@<alias>")``; the base model
+        and its revision become version tags. (A PeftModel logged with ``mlflow.transformers`` reloads
+        without its base weights, and ``mlflow.register_model`` on a plain folder fails in MLflow 3; see
+        docs/traps.md#mlflow.)
         """
         from mlflow.exceptions import MlflowException
         from mlflow.tracking import MlflowClient
+
+        from . import registry
 
         client = MlflowClient(self.uri)
         try:
@@ -272,8 +279,21 @@ class Tracker:
         except MlflowException as e:
             if "already exists" not in str(e).lower() and "RESOURCE_ALREADY_EXISTS" not in str(e):
                 raise
-        mv = client.create_model_version(name, source=f"runs:/{run_id}/{artifact_path}", run_id=run_id,
-                                         tags=tags or {})
+        tags = dict(tags or {})
+        base = (model_config or {}).get("base_model") or tags.get("base_model")
+        source = f"runs:/{run_id}/{artifact_path}"
+        if base:
+            from . import pyfunc_model
+
+            model_config = {**registry.model_config(base), **(model_config or {})}
+            tags.setdefault("base_model", base)
+            tags.setdefault("base_model_revision", model_config["base_model_revision"])
+            with tempfile.TemporaryDirectory() as d:
+                adapter = self.download(source, Path(d) / "download")
+                pyfunc_model.save(Path(d) / "model", adapter, model_config, registry.package_dir())
+                client.log_artifacts(run_id, str(Path(d) / "model"), "model")
+            source = f"runs:/{run_id}/model"
+        mv = client.create_model_version(name, source=source, run_id=run_id, tags=tags)
         for alias in aliases:
             client.set_registered_model_alias(name, alias, mv.version)
         return str(mv.version)
@@ -290,11 +310,16 @@ class Tracker:
         return (mv.tags or {}).get(key)
 
     def download(self, uri: str, dst: str | Path | None = None) -> Path:
-        """Download ``runs:/...`` or ``models:/name/<version|@alias>`` artifacts to a local folder."""
+        """Download ``runs:/...`` or ``models:/name/<version|@alias>`` artifacts to a local folder.
+
+        A registered version is a pyfunc model folder: the adapter inside it (``artifacts/adapter``) is
+        returned, so callers get an adapter folder from ``models:/`` URIs of old and new versions alike."""
         import mlflow.artifacts
 
-        return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dst) if dst else None,
+        path = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dst) if dst else None,
                                                         tracking_uri=self.uri))
+        inner = path / "artifacts" / "adapter"
+        return inner if (path / "MLmodel").is_file() and (inner / "adapter_config.json").is_file() else path
 
     # ------------------------------------------------------------------ queries
     def search_runs(self, experiment: str, filter_string: str = "", **kw):

@@ -113,8 +113,9 @@ def test_registered_version_loads_and_generates(first_run):
     client = MlflowClient(first_run["uri"])
     mv = client.get_model_version_by_alias("emd-smollm2-mixture", "ratio_0p25")
     assert str(mv.version) == res.model_version
-    local = mlflow.artifacts.download_artifacts(f"models:/emd-smollm2-mixture/{res.model_version}",
-                                                tracking_uri=first_run["uri"])
+    from emd.tracking import Tracker
+
+    local = Tracker(first_run["uri"]).download(f"models:/emd-smollm2-mixture/{res.model_version}")
     m = load_model("embedded:smollm2", adapter=local)
     out = m.generate([[{"role": "user", "content": "Say hello."}]], max_new_tokens=6)
     assert out[0].strip()

@@ -178,7 +178,8 @@ def _train_round(env: Env, method: str, rows: list[dict], collect_key: str, prev
         merged = True
     env.log(f"{name}: training {method} on {len(rows)} rows")
     try:
-        inc_dir, info = pipeline.train_arm(env.chat, name, rows, cfg.lora, cfg.train, env.seed, env.work, method)
+        inc_dir, info = pipeline.train_arm(env.chat, name, rows, cfg.lora, cfg.train, env.seed, env.work, method,
+                                           progress=env.ctx.stream_training, resume=cfg.common.resume)
     finally:
         if merged:
             env.reload_base()
@@ -236,7 +237,7 @@ def run_round(env: Env, ratio: float, method: str, r: int, prev_model: str | Non
         inc_dir, model_dir, info, reused = _train_round(env, method, rows, ckey, prev_model, name)
         tracker.set_tags({"emd.adapter_cached": str(reused), "emd.adapter_rank": str(
             json.loads((Path(model_dir) / "adapter_config.json").read_text())["r"])})
-        env.ctx.log_training(info)
+        env.ctx.log_training(info, curve=reused)  # a fresh training streamed its whole log dict already
         metrics.update({f"train/{k}": v for k, v in info.items() if k != "losses"})
         # ---- evaluate: benchmarks and probe
         arm = env.ctx.evaluate(name, model_dir)
