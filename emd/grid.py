@@ -29,7 +29,6 @@ import os
 import socket
 import threading
 import time
-import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -142,11 +141,9 @@ class GridWorker:
         return out
 
     def _fail_stale(self) -> None:
-        from optuna.storages import fail_stale_trials
+        from .sweep.storage import fail_stale
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", category=Warning)  # experimental-API notices
-            fail_stale_trials(self.study)
+        fail_stale(self.study)
 
     def _on_stale(self, trial) -> None:
         self.ctx.log(f"grid: {trial.user_attrs.get(A_CELL)} (trial {trial.number}, worker "

@@ -8,7 +8,6 @@ import contextlib
 import math
 import os
 import time
-import warnings
 from typing import Any, Callable
 
 from ..config import SweepConfig, to_flat_dict, to_yaml
@@ -19,7 +18,7 @@ from .outcome import Outcome, judge_outcome
 from .study import (A_ADAPTER, A_FAIL, A_METRICS, A_RATIO, A_RUN, A_SCORES, A_SEED, S_CONTENT, S_DIGEST, S_EXPERIMENT,
                     S_PARENT, S_READY, S_REF, STALE_REASON, SweepResult, content_digest, default_study_name, point_of,
                     study_content)
-from .storage import default_storage, has_heartbeat, open_storage, redact
+from .storage import default_storage, fail_stale, has_heartbeat, open_storage, redact
 from .strategy import conclude, next_ratios, ratio_key
 
 class StudyRunner:
@@ -153,11 +152,7 @@ class StudyRunner:
                 self.tracker.set_terminated(run_id, "FAILED")
 
     def _fail_stale(self) -> None:
-        from optuna.storages import fail_stale_trials
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", category=Warning)  # experimental-API notices
-            fail_stale_trials(self.study)
+        fail_stale(self.study)
 
     def _fail_dangling_runs(self, parent_id: str) -> int:
         """Nested MLflow runs still RUNNING whose trial is not running anymore (its process died before

@@ -150,3 +150,14 @@ def has_heartbeat(storage) -> bool:
     """Whether stale RUNNING trials of ``storage`` are detected (RDB storages opened here)."""
     get = getattr(storage, "get_heartbeat_interval", None)
     return get is not None and get() is not None
+
+
+def fail_stale(study) -> None:
+    """Fail (and, through the storage's callback, enqueue again) the trials whose heartbeat went stale."""
+    import warnings
+
+    from optuna.storages import fail_stale_trials
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=Warning)  # experimental-API notices
+        fail_stale_trials(study)
