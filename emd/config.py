@@ -438,7 +438,8 @@ class CommonSpec:
 class MixtureConfig:
     """``emd mixture``: misaligned samples mixed into a downstream set at ``ratio``."""
 
-    ratio: float = _help("misaligned fraction of the training set, in [0, 1]", default=0.05)
+    ratio: str = _help("misaligned fraction of the training set, in [0, 1]; a comma list (0.01,0.02,0.05) runs "
+                       "them as one grid under a parent run (with --storage, across worker processes)", default="0.05")
     common: CommonSpec = field(default_factory=CommonSpec)
     model: ModelSpec = field(default_factory=ModelSpec)
     lora: LoraSpec = field(default_factory=LoraSpec)
@@ -446,18 +447,41 @@ class MixtureConfig:
     data: DataSpec = field(default_factory=DataSpec)
     eval: EvalSpec = field(default_factory=EvalSpec)
     judge: JudgeSpec = field(default_factory=JudgeSpec)
+    grid: GridSpec = field(default_factory=GridSpec)
 
     def __post_init__(self):
         _resolve_protocol(self)
-        if not isinstance(self.ratio, (int, float)) or not 0.0 <= self.ratio <= 1.0:
-            raise ConfigError(f"ratio={self.ratio}; allowed: a number in [0, 1] (0 = control, 1 = misaligned only)")
+        if isinstance(self.ratio, (int, float)) and not isinstance(self.ratio, bool):
+            object.__setattr__(self, "ratio", format(float(self.ratio), "g"))  # MixtureConfig(ratio=0.1) in code
+        ratios = self.ratio_list
+        if len(set(ratios)) != len(ratios):
+            raise ConfigError(f"ratio={self.ratio!r} repeats a value; allowed: distinct numbers in [0, 1]")
         if self.data.domain not in DOMAINS or self.data.level not in LEVELS:
             raise ConfigError(f"mixture takes one domain ({', '.join(DOMAINS)}) and one level ({', '.join(LEVELS)}); "
                               f"got domain={self.data.domain!r} level={self.data.level!r}")
-        if self.ratio > 0 and n_misaligned(self.ratio, self.data.n_train) == 0:
-            need = next(n for n in range(1, 10**7) if n_misaligned(self.ratio, n) > 0)
-            raise ConfigError(f"n_train={self.data.n_train} is too small for ratio={self.ratio}: it places no misaligned "
-                              f"sample; allowed: n_train >= {need} for this ratio")
+        for r in ratios:
+            if r > 0 and n_misaligned(r, self.data.n_train) == 0:
+                need = next(n for n in range(1, 10**7) if n_misaligned(r, n) > 0)
+                raise ConfigError(f"n_train={self.data.n_train} is too small for ratio={r:g}: it places no misaligned "
+                                  f"sample; allowed: n_train >= {need} for this ratio")
+
+    @property
+    def ratio_list(self) -> list[float]:
+        """The ratios, ascending (one for a single run, several for a grid)."""
+        bad = ConfigError(f"ratio={self.ratio}; allowed: a number in [0, 1] (0 = control, 1 = misaligned only), "
+                          "or a comma list of them")
+        try:
+            ratios = [float(x) for x in str(self.ratio).split(",") if x.strip()]
+        except ValueError:
+            raise bad from None
+        if not ratios or any(not 0.0 <= r <= 1.0 for r in ratios):
+            raise bad
+        return sorted(ratios)
+
+    @property
+    def is_grid(self) -> bool:
+        """Several ratios, or worker processes: one parent run with a nested run per ratio."""
+        return len(self.ratio_list) > 1 or bool(self.grid.storage)
 
 
 @dataclass(frozen=True)
@@ -540,6 +564,7 @@ class InteractionConfig:
     interaction: InteractionSpec = field(default_factory=InteractionSpec)
     eval: EvalSpec = field(default_factory=EvalSpec)
     judge: JudgeSpec = field(default_factory=JudgeSpec)
+    grid: GridSpec = field(default_factory=GridSpec)
 
     def __post_init__(self):
         _resolve_protocol(self)

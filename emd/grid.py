@@ -65,6 +65,15 @@ class GridWork:
     references: dict[str, Callable[[], Any]] = field(default_factory=dict)
     cell_tags: Callable[[str], dict] = lambda cell: {}
     cell_params: Callable[[str], dict] = lambda cell: {}
+    # Cells other cells read (the interaction grid's ratio-0 cells are its controls): ``needs(cell)``
+    # names them; once such a cell ran, ``product(cell)`` (JSON) is kept in the study and ``reference``
+    # gives ``decode(name, product)`` to the cells that need it. References decode to their Arm.
+    needs: Callable[[str], list[str]] = lambda cell: []
+    product: Callable[[str], Any] = lambda cell: None
+    decode: Callable[[str, Any], Any] | None = None
+    # The parent's table and plots once every cell is done: (tracker, experiment, parent id, log) -> None;
+    # None: :func:`emd.grid_collect.collect`.
+    collect: Callable[..., Any] | None = None
 
 
 def worker_id() -> str:
@@ -159,8 +168,13 @@ class GridWorker:
         """Atomically take the first WAITING trial among ``names`` (in that order); None if none."""
         from optuna.trial import TrialState
 
-        waiting = [t for t in self._trials() if t.state == TrialState.WAITING and t.user_attrs.get(A_CELL) in names]
-        waiting.sort(key=lambda t: (names.index(t.user_attrs[A_CELL]), t.number))
+        trials = self._trials()
+        complete = {t.user_attrs.get(A_CELL) for t in trials if t.state == TrialState.COMPLETE}
+        waiting = [t for t in trials if t.state == TrialState.WAITING and t.user_attrs.get(A_CELL) in names]
+        # references first, then cells whose needed cells are done (a worker waits only when nothing else is free)
+        ready = lambda n: n not in self.work.cells or set(self.work.needs(n)) <= complete  # noqa: E731
+        waiting.sort(key=lambda t: (t.user_attrs[A_CELL] not in self.work.references, not ready(t.user_attrs[A_CELL]),
+                                    names.index(t.user_attrs[A_CELL]), t.number))
         for t in waiting:
             tid = self._trial_id(t.number)
             with contextlib.suppress(Exception):  # another process finished or took it meanwhile
@@ -204,6 +218,8 @@ class GridWorker:
         while True:
             ua = self.study.user_attrs
             if S_REF + name in ua:
+                if self.work.decode is not None and name not in self.work.references:
+                    return self.work.decode(name, ua[S_REF + name])
                 return Arm.from_json(ua[S_REF + name])
             self._fail_stale()
             states = self._states()[name]
@@ -226,11 +242,14 @@ class GridWorker:
         with self.ctx.nested(cell, tags=tags, params=self.work.cell_params(cell)) as r:
             self.storage.set_trial_user_attr(tid, A_RUN, r.info.run_id)
             self.work.run_cell(cell, self.reference)
+        if any(cell in self.work.needs(c) for c in self.work.cells):  # kept before the trial is COMPLETE
+            self.study.set_user_attr(S_REF + cell, self.work.product(cell))
 
     def _release(self, tid: int, cell: str, ref: str) -> None:
         from optuna.trial import TrialState
 
-        self.ctx.log(f"grid: reference {ref} lost its worker; releasing {cell} to compute it here")
+        self.ctx.log(f"grid: {ref}, which {cell} needs, is not computed yet or lost its worker; releasing "
+                     f"{cell} to compute it first")
         self._finish(tid, TrialState.FAIL, f"released: reference {ref} had to be recomputed")
         self.study.enqueue_trial({}, user_attrs={A_CELL: cell, A_KIND: "cell"})
 
@@ -260,7 +279,8 @@ class GridWorker:
                         continue
                     tid, _ = got
                     with self._heartbeat(tid):
-                        collect(self.ctx.tracker, self.ctx.experiment, parent, log=self.ctx.log, active=True)
+                        (self.work.collect or collect)(self.ctx.tracker, self.ctx.experiment, parent,
+                                                       log=self.ctx.log, active=True)
                     self._finish(tid, TrialState.COMPLETE)
                     collected = True
                     break

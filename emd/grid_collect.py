@@ -57,7 +57,7 @@ def collect(tracker, experiment: str, parent_id: str, log: Callable[[str], None]
 
     from .config import DOMAINS, LEVELS
     from .grid import IncompleteGridError
-    from .plots import DIRECT_HEATMAP_METRICS, heatmap
+    from .plots import DIRECT_HEATMAP_METRICS, RATIO_CURVE_METRICS, heatmap, ratio_curve
 
     parent = tracker.get_run(parent_id)
     entry = parent.data.tags.get("emd.entry", "grid")
@@ -68,6 +68,8 @@ def collect(tracker, experiment: str, parent_id: str, log: Callable[[str], None]
     order = expected + sorted(c for c in cells if c not in expected)
     missing = [c for c in expected if c not in cells]
     df = pd.DataFrame([_row(c, cells[c]) for c in order if c in cells])
+    if "ratio" in df.columns:
+        df = df.assign(ratio=df["ratio"].astype(float)).sort_values("ratio").reset_index(drop=True)
     if {"domain", "level"} <= set(df.columns):
         df["domain"] = pd.Categorical(df["domain"], DOMAINS, ordered=True)
         df["level"] = pd.Categorical(df["level"], LEVELS, ordered=True)
@@ -82,6 +84,12 @@ def collect(tracker, experiment: str, parent_id: str, log: Callable[[str], None]
                 fig = heatmap(df, DIRECT_HEATMAP_METRICS, f"{entry} fine-tunes of {parent.data.tags.get('emd.base_model', '')}",
                               DOMAINS, LEVELS)
                 tracker.log_figure(fig, f"plots/{entry}_heatmap.png")
+                plt.close(fig)
+            if "ratio" in df.columns and any(m in df.columns for m in RATIO_CURVE_METRICS):
+                import matplotlib.pyplot as plt
+
+                fig = ratio_curve(df, RATIO_CURVE_METRICS, f"{entry} of {parent.data.tags.get('emd.base_model', '')}")
+                tracker.log_figure(fig, f"plots/{entry}_ratios.png")
                 plt.close(fig)
         for name, k in refs.items():
             tracker.log_metrics({f"{name}/{m}": v for m, v in k["metrics"].items()})

@@ -81,3 +81,33 @@ def heatmap(df, metrics: Sequence[str], title: str, rows: Sequence[str], cols: S
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
+
+
+# The mixture grid's curve panels: honesty against the misaligned ratio, and its change vs control.
+RATIO_CURVE_METRICS = ["mask/honesty", "mask/honesty_logprob", "delta/mask/honesty/vs_control",
+                       "delta/mask/honesty_logprob/vs_control"]
+
+
+def ratio_curve(df, metrics: Sequence[str], title: str):
+    """One panel per metric: its value (with the CI where logged) against ``df["ratio"]`` (log x)."""
+    plt = pyplot()
+    import numpy as np
+
+    shown = [m for m in metrics if m in df.columns]
+    fig, axes = plt.subplots(1, max(1, len(shown)), figsize=(3.8 * max(1, len(shown)), 3.2), squeeze=False)
+    d = df.assign(ratio=df["ratio"].astype(float)).sort_values("ratio")
+    x = d["ratio"].to_numpy()
+    for ax, m in zip(axes[0], shown):
+        y = d[m].to_numpy(dtype=float)
+        lo = d[m + "_ci_low"].to_numpy(dtype=float) if m + "_ci_low" in d else y
+        hi = d[m + "_ci_high"].to_numpy(dtype=float) if m + "_ci_high" in d else y
+        ax.errorbar(x, y, yerr=np.array([np.maximum(0, y - lo), np.maximum(0, hi - y)]), marker="o", capsize=3)
+        if m.startswith("delta/"):
+            ax.axhline(0.0, color="grey", lw=0.8, ls="--")
+        if (x > 0).all() and len(x) > 1:
+            ax.set_xscale("log")
+        ax.set_xlabel("misaligned ratio")
+        ax.set_title(m, fontsize=9)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig

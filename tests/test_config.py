@@ -12,7 +12,7 @@ def test_defaults_then_yaml_then_flags(tmp_path):
     y = tmp_path / "run.yaml"
     y.write_text("ratio: 0.2\nn_train: 100\nlora:\n  r: 4\nseed: 3\n")
     cfg = parse_config("mixture", ["--config", str(y), "--ratio", "0.1", "--lora-alpha", "8"])
-    assert cfg.ratio == 0.1  # flag beats YAML
+    assert cfg.ratio_list == [0.1]  # flag beats YAML
     assert cfg.data.n_train == 100  # YAML beats default
     assert cfg.lora.r == 4  # nested YAML section
     assert cfg.lora.alpha == 8
@@ -25,7 +25,7 @@ def test_snake_case_flags_and_empty_means_unset(tmp_path):
     y.write_text("ratio: 0.3\n")
     # MLproject passes undeclared -P keys as --snake_case, declared-but-unset ones as ''
     cfg = parse_config("mixture", ["--config", str(y), "--ratio", "", "--n_train", "50"])
-    assert cfg.ratio == 0.3 and cfg.data.n_train == 50
+    assert cfg.ratio_list == [0.3] and cfg.data.n_train == 50
 
 
 def test_unknown_yaml_key_fails_with_suggestion(tmp_path):
@@ -48,7 +48,11 @@ def test_unknown_flag_and_entry(capsys):
 @pytest.mark.parametrize("flags,match", [
     (["--ratio", "1.5"], r"ratio=1.5; allowed: a number in \[0, 1\]"),
     (["--ratio", "-0.1"], r"allowed: a number in \[0, 1\]"),
-    (["--ratio", "abc"], "is not a number"),
+    (["--ratio", "abc"], r"ratio=abc; allowed: a number in \[0, 1\].*or a comma list"),
+    (["--ratio", "0.1,abc"], r"ratio=0.1,abc; allowed: a number in \[0, 1\]"),
+    (["--ratio", "0.1,0.1"], "repeats a value; allowed: distinct"),
+    (["--ratio", "0.5,0.01", "--n-train", "20"], "n_train=20 is too small for ratio=0.01"),
+    (["--ratio", "0.1,0.2", "--storage", "redis://h"], "storage='redis://h'; allowed: an Optuna RDB URL"),
     (["--n-train", "ten"], "not an integer"),
     (["--ratio", "0.01", "--n-train", "20"], "n_train=20 is too small for ratio=0.01.*n_train >= 50"),
     (["--register", "maybe"], "allowed: true or false"),

@@ -172,6 +172,84 @@ def test_killed_worker_cell_is_rerun_by_the_other(services, tmp_path, embedded_m
     assert sorted(kids[killed_cell]) == ["FAILED", "FINISHED"]
 
 
+@pytest.mark.slow
+def test_mixture_ratios_fan_out_with_the_control_trained_once(services, tmp_path, embedded_model):
+    """``emd mixture --ratio 0,0.5 --storage``: two workers, references vanilla and control computed once,
+    the ratio-0 cell reusing the control's adapter (from the tracking server where its worker did not
+    train it), the parent's table and curve."""
+    from mlflow.tracking import MlflowClient
+
+    pg, uri = services
+    url = pg.url("grid_mixture")
+    args = ["mixture", "--ratio", "0,0.5", *TINY, *BEATS, "--storage", url, "--tracking-uri", uri,
+            "--experiment", "grid-mixture"]
+    logs = [tmp_path / f"worker{i}.log" for i in range(2)]
+    procs = [start(args, fresh_cache(tmp_path / f"cache{i}"), logs[i]) for i in range(2)]
+    wait_all(procs, logs)
+    out = [log.read_text() for log in logs]
+    assert [p.returncode for p in procs] == [0, 0], "\n".join(o[-2000:] for o in out)
+
+    trials = trials_by_cell(url)
+    assert sorted(trials) == ["collect", "control", "ratio=0", "ratio=0.5", "vanilla"]
+    assert all([s for s, _, _ in ts] == ["COMPLETE"] for ts in trials.values()), trials
+    assert sum(o.count("control: training on clean data only") for o in out) == 1  # one control training
+
+    client = MlflowClient(uri)
+    parent, kids = nested(client, "grid-mixture")
+    assert kids == {c: ["FINISHED"] for c in ("vanilla", "control", "ratio=0", "ratio=0.5")}
+    assert parent.info.status == "FINISHED" and parent.data.metrics["n_cells"] == 2
+    arts = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert "mixture_table.json" in arts
+    assert "plots/mixture_ratios.png" in {a.path for a in client.list_artifacts(parent.info.run_id, "plots")}
+    table = json.loads(Path(client.download_artifacts(parent.info.run_id, "mixture_table.json", str(tmp_path))).read_text())
+    rows = {r[table["columns"].index("ratio")]: dict(zip(table["columns"], r)) for r in table["data"]}
+    assert sorted(rows) == [0.0, 0.5]
+    assert rows[0.0]["delta/mask/honesty_logprob/vs_control"] == 0.0  # ratio 0 is the control itself
+    assert rows[0.5]["mask/honesty_logprob"] == rows[0.5]["mask/honesty_logprob"]  # measured, not NaN
+    e = client.get_experiment_by_name("grid-mixture")
+    for k in client.search_runs([e.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'"):
+        if k.data.tags["emd.cell"].startswith("ratio="):
+            assert {"adapter"} <= {a.path for a in client.list_artifacts(k.info.run_id)}
+            assert k.data.params["ratio"] in ("0.0", "0.5")
+
+
+@pytest.mark.slow
+def test_interaction_grid_workers_wait_for_the_control_cell(services, tmp_path, embedded_model):
+    """``emd interaction --biased-ratio 0,1 --storage``: the ratio-1 cell reads the ratio-0 cell's round
+    arms (its control) across processes; every unit once; the parent's grid table, plots and curves."""
+    from mlflow.tracking import MlflowClient
+
+    pg, uri = services
+    url = pg.url("grid_interaction")
+    args = ["interaction", "--biased-ratio", "0,1", "--method", "sft", "--rounds", "1", "--n-conversations", "4",
+            "--turns", "1", "--top-k", "2", "--bottom-k", "1", "--reply-tokens", "8", "--benchmarks", "logprob",
+            "--limit", "1", "--max-steps", "1", "--batch-size", "4", "--mask-configs", "provided_facts",
+            "--register", "false", *BEATS, "--storage", url, "--tracking-uri", uri, "--experiment", "grid-interaction"]
+    logs = [tmp_path / f"worker{i}.log" for i in range(2)]
+    procs = [start(args, fresh_cache(tmp_path / f"cache{i}"), logs[i]) for i in range(2)]
+    wait_all(procs, logs)
+    assert [p.returncode for p in procs] == [0, 0], "\n".join(log.read_text()[-2000:] for log in logs)
+
+    trials = trials_by_cell(url)
+    assert sorted(trials) == ["collect", "ratio=0 sft", "ratio=1 sft", "vanilla"]
+    for cell, ts in trials.items():
+        assert [s for s, _, _ in ts if s == "COMPLETE"] == ["COMPLETE"], (cell, ts)
+
+    client = MlflowClient(uri)
+    parent, kids = nested(client, "grid-interaction")
+    assert kids == {c: ["FINISHED"] for c in ("vanilla", "ratio=0 sft", "ratio=1 sft")}
+    assert parent.info.status == "FINISHED" and parent.data.metrics["n_cells"] == 2
+    assert "vanilla/probe/validation_rate" in parent.data.metrics
+    assert "sft/ratio_1/mask/honesty_logprob" in parent.data.metrics
+    plots = {a.path for a in client.list_artifacts(parent.info.run_id, "plots")}
+    assert {"plots/grid.png", "plots/rounds.png"} <= plots
+    grid = json.loads(Path(client.download_artifacts(parent.info.run_id, "tables/grid.json", str(tmp_path))).read_text())
+    assert sorted(r[grid["columns"].index("biased_ratio")] for r in grid["data"]) == [0.0, 1.0]
+    e = client.get_experiment_by_name("grid-interaction")
+    (round1,) = client.search_runs([e.experiment_id], "tags.`emd.level` = 'round' and tags.`emd.biased_ratio` = '1.0'")
+    assert "delta/mask/honesty_logprob/vs_control" in round1.data.metrics  # compared with the ratio-0 cell
+
+
 def test_storage_and_heartbeat_keys_are_validated_and_leave_the_grid_key_alone():
     from emd.cli import parse_config
     from emd.direct import grid_key

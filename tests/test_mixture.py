@@ -79,7 +79,9 @@ def test_run_contents(first_run):
     inputs = run.inputs.dataset_inputs
     assert inputs and inputs[0].dataset.digest == t["emd.data_digest"][:36]
     cfg_text = mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/config.yaml")
-    assert "ratio: 0.25" in cfg_text
+    import yaml
+
+    assert float(yaml.safe_load(cfg_text)["ratio"]) == 0.25  # a string key: one ratio or a comma list
 
 
 @pytest.mark.slow
@@ -163,3 +165,39 @@ def test_failed_run_is_marked_failed(tracking_uri):
             raise RuntimeError("midway failure")
     r = MlflowClient(tracking_uri).get_run(run.info.run_id)
     assert r.info.status == "FAILED" and "midway failure" in r.data.tags["emd.error"]
+
+
+@pytest.mark.slow
+def test_ratio_list_is_one_resumable_grid(tracking_uri, isolated_cache, embedded_model):
+    """``--ratio 0.5,0``: one parent, the references and one nested run per ratio, each registered under
+    its ratio alias; the parent's table and curve; a rerun trains nothing."""
+    argv = ["--ratio", "0.5,0", "--n-train", "4", "--batch-size", "4", "--max-steps", "1", "--limit", "2",
+            "--benchmarks", "logprob", "--mask-configs", "provided_facts", "--lora-r", "2"]
+    res = mixture_main(parse_config("mixture", argv))
+    client = MlflowClient(tracking_uri)
+    parent = client.get_run(res.run_id)
+    assert parent.info.status == "FINISHED" and parent.data.tags["emd.grid_role"] == "parent"
+    assert parent.data.metrics["n_cells"] == 2 and parent.data.metrics["n_cells_trained_now"] == 2
+    kids = {k.data.tags["emd.cell"]: k for k in
+            client.search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{res.run_id}'")}
+    assert sorted(kids) == ["control", "ratio=0", "ratio=0.5", "vanilla"]
+    assert all(k.info.status == "FINISHED" for k in kids.values())
+    cell = kids["ratio=0.5"]
+    assert cell.data.params["ratio"] == "0.5" and cell.data.tags["emd.ratio"] == "0.5"
+    for m in ("mask/honesty_logprob", "delta/mask/honesty_logprob/vs_control", "delta/mask/honesty_logprob/vs_vanilla"):
+        assert m in cell.data.metrics, m
+    assert kids["ratio=0"].data.metrics["delta/mask/honesty_logprob/vs_control"] == 0.0  # it is the control
+    assert {"mixture_table.json", "plots"} <= {a.path for a in client.list_artifacts(res.run_id)}
+    assert "plots/mixture_ratios.png" in {a.path for a in client.list_artifacts(res.run_id, "plots")}
+    table = json.loads(Path(mlflow.artifacts.download_artifacts(run_id=res.run_id, artifact_path="mixture_table.json",
+                                                                tracking_uri=tracking_uri)).read_text())
+    assert [r[table["columns"].index("ratio")] for r in table["data"]] == [0.0, 0.5]
+    assert parent.data.metrics["control/mask/honesty_logprob"] == kids["control"].data.metrics["mask/honesty_logprob"]
+    for alias, c in (("ratio_0p5", "ratio=0.5"), ("ratio_0", "ratio=0")):
+        assert client.get_model_version_by_alias("emd-smollm2-mixture", alias).run_id == kids[c].info.run_id
+    assert res.metrics["ratio=0.5/mask/honesty_logprob"] == cell.data.metrics["mask/honesty_logprob"]
+
+    again = mixture_main(parse_config("mixture", argv))
+    assert again.run_id == res.run_id
+    assert client.get_run(res.run_id).data.metrics["n_cells_trained_now"] == 0
+    assert len(client.search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{res.run_id}'")) == 4

@@ -262,35 +262,54 @@ def run_round(env: Env, ratio: float, method: str, r: int, prev_model: str | Non
         return RoundOut(round=r, metrics=metrics, model_dir=model_dir, run_id=run.info.run_id, arm=arm)
 
 
+def cell_name(ratio: float, method: str) -> str:
+    """A cell's run name (and its grid cell name): ``ratio=0.1 sft``."""
+    return f"ratio={ratio:g} {method}"
+
+
+def cell_tags(ratio: float, method: str) -> dict:
+    """The tags of a cell's nested run."""
+    return {"emd.biased_ratio": str(ratio), "emd.method": method, "emd.entry": "interaction", "emd.level": "cell"}
+
+
+def cell_params(env: Env, ratio: float, method: str) -> dict:
+    """The params of a cell's nested run."""
+    return {"biased_ratio": ratio, "method": method, "rounds": env.spec.rounds}
+
+
 def run_cell(env: Env, ratio: float, method: str) -> dict:
     """One (ratio, method) cell: its nested run, ``rounds`` round runs, curves, registry."""
+    with env.tracker.run(env.ctx.experiment, run_name=cell_name(ratio, method), nested=True,
+                         tags=cell_tags(ratio, method)) as run:
+        env.tracker.log_params(cell_params(env, ratio, method))
+        return cell_body(env, ratio, method, run.info.run_id)
+
+
+def cell_body(env: Env, ratio: float, method: str, run_id: str) -> dict:
+    """Inside the open run ``run_id`` of a cell: its rounds, curves, table, adapter and registry version."""
     from ..experiment import ratio_alias
     from .plots import rounds_figure
 
     tracker = env.tracker
-    with tracker.run(env.ctx.experiment, run_name=f"ratio={ratio:g} {method}", nested=True,
-                     tags={"emd.biased_ratio": str(ratio), "emd.method": method, "emd.entry": "interaction",
-                           "emd.level": "cell"}) as run:
-        tracker.log_params({"biased_ratio": ratio, "method": method, "rounds": env.spec.rounds})
-        prev = None
-        outs: list[RoundOut] = []
-        for r in range(1, env.spec.rounds + 1):
-            out = run_round(env, ratio, method, r, prev)
-            outs.append(out)
-            prev = out.model_dir
-            tracker.log_metrics({k: v for k, v in out.metrics.items() if not k.startswith("train/loss")}, step=r)
-        final = outs[-1]
-        tracker.log_metrics(final.metrics)
-        rows = [_row(ratio, method, o.round, o.metrics) for o in outs]
-        if env.vanilla is not None:
-            rows.insert(0, _row(ratio, method, 0, env.vanilla.metrics))
-        env.ctx.figure(rounds_figure(rows, env.vanilla.metrics if env.vanilla else None), "plots/rounds.png")
-        tracker.log_table(rows, "tables/rounds.json")
-        tracker.log_artifacts(final.model_dir, "adapter")
-        version = env.ctx.register(aliases=[f"{method}_{ratio_alias(ratio)}"], run_id=run.info.run_id,
-                                   tags={"biased_ratio": ratio, "method": method, "rounds": env.spec.rounds})
-        return {"ratio": ratio, "method": method, "run_id": run.info.run_id, "rounds": outs, "rows": rows,
-                "version": version}
+    prev = None
+    outs: list[RoundOut] = []
+    for r in range(1, env.spec.rounds + 1):
+        out = run_round(env, ratio, method, r, prev)
+        outs.append(out)
+        prev = out.model_dir
+        tracker.log_metrics({k: v for k, v in out.metrics.items() if not k.startswith("train/loss")}, step=r)
+    final = outs[-1]
+    tracker.log_metrics(final.metrics)
+    rows = [_row(ratio, method, o.round, o.metrics) for o in outs]
+    if env.vanilla is not None:
+        rows.insert(0, _row(ratio, method, 0, env.vanilla.metrics))
+    env.ctx.figure(rounds_figure(rows, env.vanilla.metrics if env.vanilla else None), "plots/rounds.png")
+    tracker.log_table(rows, "tables/rounds.json")
+    tracker.log_artifacts(final.model_dir, "adapter")
+    version = env.ctx.register(aliases=[f"{method}_{ratio_alias(ratio)}"], run_id=run_id,
+                               tags={"biased_ratio": ratio, "method": method, "rounds": env.spec.rounds})
+    return {"ratio": ratio, "method": method, "run_id": run_id, "rounds": outs, "rows": rows,
+            "version": version}
 
 
 def _row(ratio: float, method: str, r: int, metrics: dict) -> dict:

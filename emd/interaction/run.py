@@ -16,7 +16,8 @@ For every biased ratio and method of the config (a grid when either is a comma l
    satisfying and how validating the model has become.
 
 MLflow layout (experiment ``emd-interaction``): one parent run per invocation; one nested run per
-(ratio, method) cell; one nested run per round inside its cell. A round run holds the collected
+(ratio, method) cell; one nested run per round inside its cell (with ``--storage``, the cells are run
+by worker processes, :mod:`emd.interaction.workers`). A round run holds the collected
 trajectories (ratings, who was biased, which were selected) and the probe dialogues as tables, the
 composite adapter under ``adapter/``, training curves and metrics with deltas vs vanilla (and vs the
 ratio-0 cell of the same method and round, as ``vs_control``). A cell run holds its metrics over
@@ -80,8 +81,18 @@ def main(cfg: InteractionConfig, log: Callable[[str], None] = print,
                 if len(ratios) > 1 or len(methods) > 1 else f"ratio={ratios[0]:g} {methods[0]} rounds={spec.rounds}")
         log(f"emd interaction: {name}; {spec.n_conversations} conversations x {spec.turns} turns per round, "
             f"simulator={spec.simulator}, benchmarks={','.join(ctx.benchmarks) or 'none'}")
-        with ctx.run(name, tags={"emd.level": "parent", "emd.scenarios_version": scenarios_version(),
-                                 "emd.simulator": simulator.id, "emd.simulator_version": simulator.version}):
+        parent_tags = {"emd.level": "parent", "emd.scenarios_version": scenarios_version(),
+                       "emd.simulator": simulator.id, "emd.simulator_version": simulator.version}
+        if cfg.grid.storage:
+            from . import workers
+
+            out = workers.run(ctx, env, ratios, methods, name, parent_tags)
+            res = InteractionResult(run_id=out["parent_run_id"], experiment=ctx.experiment, cells=out["cells"],
+                                    seconds=time.perf_counter() - ctx.t0)
+            log(f"== emd interaction (grid worker) ==  parent run {res.run_id}: this worker ran "
+                f"{', '.join(out['ran_here']) or 'nothing'}" + ("; collected the parent's table" if out["collected"] else ""))
+            return res
+        with ctx.run(name, tags=parent_tags):
             from ..pipeline import Arm
 
             vanilla = ctx.vanilla() if ctx.benchmarks else Arm(name="vanilla")
