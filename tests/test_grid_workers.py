@@ -62,6 +62,17 @@ def wait_all(procs, logs, timeout=1800) -> None:
             raise AssertionError(f"worker {p.pid} did not finish; its log:\n{log.read_text()[-3000:]}")
 
 
+def run_workers(args: list[str], tmp_path: Path, n: int = 2) -> list[str]:
+    """``n`` worker processes of ``python -m emd <args>``, each with a fresh cache; all must exit 0.
+    Returns their logs."""
+    logs = [tmp_path / f"worker{i}.log" for i in range(n)]
+    procs = [start(args, fresh_cache(tmp_path / f"cache{i}"), logs[i]) for i in range(n)]
+    wait_all(procs, logs)
+    out = [log.read_text() for log in logs]
+    assert [p.returncode for p in procs] == [0] * n, "\n".join(o[-2000:] for o in out)
+    return out
+
+
 def trials_by_cell(url: str) -> dict[str, list]:
     """cell -> its trials (state name, worker, fail reason) in the grid's study (there is one)."""
     import optuna
@@ -97,10 +108,7 @@ def test_two_workers_split_the_grid_and_share_the_reference(services, tmp_path, 
     pg, uri = services
     url = pg.url("grid_split")
     args = ["direct", *GRID, *TINY, *BEATS, "--storage", url, "--tracking-uri", uri, "--experiment", "grid-split"]
-    logs = [tmp_path / f"worker{i}.log" for i in range(2)]
-    procs = [start(args, fresh_cache(tmp_path / f"cache{i}"), logs[i]) for i in range(2)]
-    wait_all(procs, logs)
-    assert [p.returncode for p in procs] == [0, 0], "\n".join(log.read_text()[-2000:] for log in logs)
+    run_workers(args, tmp_path)
 
     trials = trials_by_cell(url)
     assert sorted(trials) == ["collect", "medical/severe", "medical/subtle", "vanilla"]
@@ -183,11 +191,7 @@ def test_mixture_ratios_fan_out_with_the_control_trained_once(services, tmp_path
     url = pg.url("grid_mixture")
     args = ["mixture", "--ratio", "0,0.5", *TINY, *BEATS, "--storage", url, "--tracking-uri", uri,
             "--experiment", "grid-mixture"]
-    logs = [tmp_path / f"worker{i}.log" for i in range(2)]
-    procs = [start(args, fresh_cache(tmp_path / f"cache{i}"), logs[i]) for i in range(2)]
-    wait_all(procs, logs)
-    out = [log.read_text() for log in logs]
-    assert [p.returncode for p in procs] == [0, 0], "\n".join(o[-2000:] for o in out)
+    out = run_workers(args, tmp_path)
 
     trials = trials_by_cell(url)
     assert sorted(trials) == ["collect", "control", "ratio=0", "ratio=0.5", "vanilla"]
@@ -225,10 +229,7 @@ def test_interaction_grid_workers_wait_for_the_control_cell(services, tmp_path, 
             "--turns", "1", "--top-k", "2", "--bottom-k", "1", "--reply-tokens", "8", "--benchmarks", "logprob",
             "--limit", "1", "--max-steps", "1", "--batch-size", "4", "--mask-configs", "provided_facts",
             "--register", "false", *BEATS, "--storage", url, "--tracking-uri", uri, "--experiment", "grid-interaction"]
-    logs = [tmp_path / f"worker{i}.log" for i in range(2)]
-    procs = [start(args, fresh_cache(tmp_path / f"cache{i}"), logs[i]) for i in range(2)]
-    wait_all(procs, logs)
-    assert [p.returncode for p in procs] == [0, 0], "\n".join(log.read_text()[-2000:] for log in logs)
+    run_workers(args, tmp_path)
 
     trials = trials_by_cell(url)
     assert sorted(trials) == ["collect", "ratio=0 sft", "ratio=1 sft", "vanilla"]
