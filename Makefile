@@ -46,8 +46,13 @@ mixture: install
 
 # PYTHONPATH: this checkout's emd wins over any other installed copy, in subprocesses too.
 # tests/engine runs twice: here without vLLM (the hf fall-back) and in the vLLM venv (the engine itself).
+# Two pytest workers, one test file each at a time (a file's module fixtures, e.g. its PostgreSQL
+# cluster, stay in one process): much of the suite waits on subprocesses and servers, so a 2-core
+# machine runs it in about half the time. TEST_WORKERS=0 runs it in this process.
+TEST_WORKERS ?= 2
+
 test: install vllm
-	PYTHONPATH=$(CURDIR) $(PY) -m pytest -q tests
+	PYTHONPATH=$(CURDIR) $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=20 tests
 	PYTHONPATH=$(CURDIR) $(VLLM_PY) -m pytest -q tests/engine
 
 test-fast: install

@@ -303,6 +303,9 @@ class JudgeSpec:
                                  default=60.0)
     judge_retries: int = _help("retries of a failed API judge request (429, 5xx, timeouts; openai: only)", default=3)
     judge_concurrency: int = _help("API judge requests in flight at once (openai: only)", default=8)
+    share_verdicts: bool = _help("share judge verdicts through the tracking server: import the ones other machines "
+                                 "published for this judge before judging, publish this run's new ones "
+                                 "(experiment emd-judge-verdicts)", default=False)
 
     def __post_init__(self):
         provider = self.judge.split(":", 1)[0] if ":" in self.judge else ""

@@ -144,6 +144,10 @@ class RunContext:
             if any(get_benchmark(b).needs_judge for b in self.benchmarks):
                 self.judge_options = judge_options(cfg.judge.judge, self.eval_spec, cfg.model.engine)
                 self.judge = make_judge(cfg.judge, self.judge_options)
+        from .judges.shared import for_judge
+
+        self.shared_verdicts = for_judge(self.judge, self.tracker, bool(getattr(cfg, "judge", None) and
+                                                                        cfg.judge.share_verdicts))
         self.seed = cfg.common.seed
         self.work = pipeline.workdir()
         self.run_id: str | None = None
@@ -286,11 +290,11 @@ class RunContext:
 
         chat = self.chat
         self.phase("vanilla")
-        arm = pipeline.vanilla_reference(chat, self.eval_spec, self.cfg.judge, self.judge,
-                                         self.seed if seed is None else seed,
-                                         reuse=self.cfg.common.reuse_references, log=self.log,
-                                         storable=self.within_budget, shared=self.shared_refs)
-        return arm
+        with self._verdicts("vanilla"):
+            return pipeline.vanilla_reference(chat, self.eval_spec, self.cfg.judge, self.judge,
+                                              self.seed if seed is None else seed,
+                                              reuse=self.cfg.common.reuse_references, log=self.log,
+                                              storable=self.within_budget, shared=self.shared_refs)
 
     def control(self, rows: Sequence[dict], data_digest: str, seed: int | None = None):
         """The clean-data fine-tune's evaluation (cached with its adapter by content)."""
@@ -298,12 +302,32 @@ class RunContext:
 
         chat = self.chat
         self.phase("control")
-        return pipeline.control_reference(chat, rows, data_digest, self.cfg.lora, self.cfg.train,
-                                          self.eval_spec, self.cfg.judge, self.judge,
-                                          self.seed if seed is None else seed, self.work,
-                                          reuse=self.cfg.common.reuse_references, log=self.log,
-                                          storable=self.within_budget, shared=self.shared_refs,
-                                          resume=self.cfg.common.resume)
+        with self._verdicts("control"):
+            return pipeline.control_reference(chat, rows, data_digest, self.cfg.lora, self.cfg.train,
+                                              self.eval_spec, self.cfg.judge, self.judge,
+                                              self.seed if seed is None else seed, self.work,
+                                              reuse=self.cfg.common.reuse_references, log=self.log,
+                                              storable=self.within_budget, shared=self.shared_refs,
+                                              resume=self.cfg.common.resume)
+
+    @contextlib.contextmanager
+    def _verdicts(self, label: str):
+        """With ``share_verdicts``: import the verdicts others published before judging ``label``, publish
+        the ones asked here after it (a failure of the tracking server is a warning: the local cache has them)."""
+        shared = self.shared_verdicts
+        if shared is not None:
+            try:
+                n = shared.pull()
+                if n:
+                    self.log(f"{label}: {n} judge verdicts imported from the tracking server")
+            except Exception as e:  # noqa: BLE001 -- sharing is an optimisation, never the reason a run fails
+                self.log(f"WARNING: shared judge verdicts could not be read ({type(e).__name__}: {e})")
+        yield
+        if shared is not None:
+            try:
+                shared.push(f"{self.entry}-{label}")
+            except Exception as e:  # noqa: BLE001
+                self.log(f"WARNING: judge verdicts could not be published ({type(e).__name__}: {e})")
 
     def train(self, name: str, rows: Sequence[dict], method: str = "sft", seed: int | None = None,
               log_adapter: bool = True) -> tuple[str, dict]:
@@ -345,8 +369,9 @@ class RunContext:
             return pipeline.Arm(name=name, adapter_dir=adapter_dir)
         chat = self.chat
         self.phase(f"evaluate {name}")
-        return pipeline.evaluate_arm(chat, name, self.eval_spec, self.judge, self.seed if seed is None else seed,
-                                     adapter_dir=adapter_dir, log=self.log)
+        with self._verdicts(name):
+            return pipeline.evaluate_arm(chat, name, self.eval_spec, self.judge, self.seed if seed is None else seed,
+                                         adapter_dir=adapter_dir, log=self.log)
 
     def train_and_evaluate(self, name: str, rows: Sequence[dict], method: str = "sft"):
         """:meth:`train` then :meth:`evaluate`; the arm carries its training info."""

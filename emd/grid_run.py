@@ -15,7 +15,7 @@ from .grid import GridWork
 
 # Keys that never change what a cell computes: two commands differing only in these are one grid.
 NOT_IN_KEY = ("tracking_uri", "experiment", "register", "reuse_references", "storage", "grid_heartbeat_s",
-              "grid_stale_after_s")
+              "grid_stale_after_s", "share_verdicts")
 
 
 def grid_key(entry: str, cfg: Any, cell_keys: tuple[str, ...]) -> str:

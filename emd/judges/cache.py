@@ -88,6 +88,7 @@ class JudgeCache:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
+        self.new_rows: list[tuple[str, str, str, str]] = []  # asked in this process (what sharing publishes)
         try:
             self._conn = self._open()
         except sqlite3.OperationalError as e:  # locked, unreadable, a folder: not damage, never moved
@@ -111,6 +112,7 @@ class JudgeCache:
                 conn.execute(
                     "CREATE TABLE IF NOT EXISTS verdicts (key TEXT PRIMARY KEY, judge TEXT NOT NULL, "
                     "kind TEXT NOT NULL, verdict TEXT NOT NULL, created REAL NOT NULL)")
+                conn.execute("CREATE TABLE IF NOT EXISTS shared_imports (run_id TEXT PRIMARY KEY, rows INTEGER)")
             check = conn.execute("PRAGMA quick_check").fetchone()
             if not check or check[0] != "ok":
                 raise sqlite3.DatabaseError(f"integrity check failed: {check[0] if check else 'no answer'}")
@@ -148,6 +150,29 @@ class JudgeCache:
             return
         with self._lock, self._conn:
             self._conn.executemany("INSERT OR REPLACE INTO verdicts VALUES (?, ?, ?, ?, ?)", rows)
+            self.new_rows.extend((k, j, kind, v) for k, j, kind, v, _ in rows)
+
+    def imported(self, run_id: str) -> bool:
+        """Whether the shared verdict file of ``run_id`` (:mod:`emd.judges.shared`) was imported here."""
+        with self._lock:
+            return self._conn.execute("SELECT 1 FROM shared_imports WHERE run_id = ?", (run_id,)).fetchone() is not None
+
+    def imported_here(self, run_id: str) -> None:
+        """Mark a verdict file this cache published itself as imported."""
+        with self._lock, self._conn:
+            self._conn.execute("INSERT OR REPLACE INTO shared_imports VALUES (?, 0)", (run_id,))
+
+    def import_rows(self, rows: Sequence[tuple[str, str, str, str]], run_id: str) -> int:
+        """Add shared ``(key, judge, kind, verdict json)`` rows (a key already here keeps its verdict) and
+        remember ``run_id`` as imported; returns the rows added."""
+        with self._lock, self._conn:
+            before = self._conn.total_changes
+            self._conn.executemany("INSERT OR IGNORE INTO verdicts VALUES (?, ?, ?, ?, ?)",
+                                   [(k, j, kind, v, time.time()) for k, j, kind, v in rows
+                                    if (d := _decode(v)) is not None and d.state in CACHEABLE_STATES])
+            added = self._conn.total_changes - before
+            self._conn.execute("INSERT OR REPLACE INTO shared_imports VALUES (?, ?)", (run_id, added))
+        return added
 
     def put(self, key: str, judge_id: str, kind: str, verdict: Verdict) -> None:
         """Store one verdict (committed at once) if its state is cacheable."""

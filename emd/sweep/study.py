@@ -47,7 +47,7 @@ def point_of(t) -> tuple[float, int] | None:
 # Config keys that do not change what one trial computes: a study may be resumed (or extended with
 # more ratios and seeds, another strategy, drop or reference) with different values of these.
 _NOT_CONTENT = {"study", "study_name", "strategy", "worker", "storage", "ratios", "seeds", "drop", "reference",
-                "tracking_uri", "experiment", "register", "reuse_references", "seed"}
+                "tracking_uri", "experiment", "register", "reuse_references", "seed", "share_verdicts"}
 
 
 @dataclass

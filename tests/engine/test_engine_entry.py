@@ -63,3 +63,22 @@ def test_unknown_engine_is_a_config_error(tracking_uri, isolated_cache, capsys):
 
     assert main(["evaluate", "--engine", "tgi", "--benchmarks", "logprob"]) == 2
     assert "engine='tgi'; allowed: hf, vllm, auto" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not HAS_VLLM, reason="vLLM is not installed in this Python (make test runs this module in .venv-vllm)")
+def test_auto_on_cpu_takes_hf_for_runs_that_serve_adapters(tracking_uri, isolated_cache):
+    """engine=auto without a GPU: an entry that serves adapters (enable_lora) gets hf, with the reason;
+    a base-model evaluation (no LoRA layers) gets vLLM."""
+    import torch
+
+    from emd.engines import CPU_LORA_REASON, attach_engine
+    from emd.models import load_model
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present: auto takes vLLM for adapters too")
+    chat = load_model("embedded:smollm2")
+    assert attach_engine(chat, "auto", {"enable_lora": True}) == ("hf", CPU_LORA_REASON)
+    assert chat.engine is None
+    run = _run(tracking_uri, "auto", ["--benchmarks", "logprob"])  # no --adapter: the base model only
+    assert run.data.tags["emd.engine"] == "vllm"
+    assert run.data.tags["emd.engine_reason"] == "auto: vllm installed and started"
