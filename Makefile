@@ -47,8 +47,8 @@ mixture: install
 # PYTHONPATH: this checkout's emd wins over any other installed copy, in subprocesses too.
 # tests/engine runs twice: here without vLLM (the hf fall-back) and in the vLLM venv (the engine itself).
 # Two pytest workers, one test file each at a time (a file's module fixtures, e.g. its PostgreSQL
-# cluster, stay in one process): much of the suite waits on subprocesses and servers, so a 2-core
-# machine runs it in about half the time. TEST_WORKERS=0 runs it in this process.
+# cluster, stay in one process): much of the suite waits on subprocesses and servers, so on 2 cores
+# it takes ~20 min instead of ~30 (benchmarked by hand, not by a test). TEST_WORKERS=0: one process.
 TEST_WORKERS ?= 2
 
 test: install vllm
