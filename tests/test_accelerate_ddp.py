@@ -48,9 +48,10 @@ def test_two_ranks_one_run_one_version(tmp_path, isolated_cache, embedded_model)
     from emd.train import train_sft
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    client.search_experiments()  # the store's tables exist before the job and this poller both open it
     proc = _launch(tmp_path, uri)
     try:
-        client = MlflowClient(uri)
         seen_running = _poll_running_curve(client, proc)
         assert proc.wait(timeout=600) == 0, (tmp_path / "log.txt").read_text()[-3000:]
     finally:
