@@ -146,8 +146,7 @@ class RunContext:
                 self.judge = make_judge(cfg.judge, self.judge_options)
         from .judges.shared import for_judge
 
-        self.shared_verdicts = for_judge(self.judge, self.tracker, bool(getattr(cfg, "judge", None) and
-                                                                        cfg.judge.share_verdicts))
+        self.shared_verdicts = for_judge(self.judge, self.tracker) if self.judge is not None and cfg.judge.share_verdicts else None
         self.seed = cfg.common.seed
         self.work = pipeline.workdir()
         self.run_id: str | None = None

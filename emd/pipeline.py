@@ -106,18 +106,15 @@ def train_arm(chat_model, name: str, rows: Sequence[dict], lora: LoraSpec, train
     the last one (else they are cleared first); they are removed once the training has finished.
     Under a multi-process launch the other ranks join this training (:mod:`emd.distributed`)."""
     from . import distributed
-    from .train import run_training
 
     ckpt = checkpoint_dir(chat_model, name, rows, lora, train, seed, method) if train.save_steps > 0 else None
     if ckpt is not None and not resume:
         shutil.rmtree(ckpt, ignore_errors=True)
-    distributed.send_training({"name": name, "rows": list(rows), "lora": lora, "train": train, "seed": seed,
-                               "method": method, "merged": list(getattr(chat_model, "merged", [])),
-                               "checkpoint_dir": ckpt, "resume": resume})
-    res = run_training(chat_model, method, rows, lora, train, Path(workdir) / name, seed=seed, progress=progress,
-                       checkpoint_dir=ckpt, resume=resume)
+    msg = {"name": name, "rows": list(rows), "lora": lora, "train": train, "seed": seed, "method": method,
+           "merged": list(getattr(chat_model, "merged", [])), "checkpoint_dir": ckpt, "resume": resume}
+    distributed.send_training(msg)
+    res = _run_training_message(chat_model, msg, workdir, progress)
     if ckpt is not None:
-        distributed.barrier()  # every rank has written its last checkpoint files
         shutil.rmtree(ckpt, ignore_errors=True)
     info = {"steps": res.steps, "train_loss": res.train_loss, "train_tokens": res.tokens,
             "train_seconds": res.seconds, "train_tokens_per_s": res.tokens_per_s, "losses": res.losses}
@@ -128,13 +125,20 @@ def train_arm(chat_model, name: str, rows: Sequence[dict], lora: LoraSpec, train
 
 def train_worker_message(chat_model, msg: dict, workdir: str | Path) -> None:
     """A non-zero rank's side of :func:`train_arm`: the same training, no progress, no logging."""
+    _run_training_message(chat_model, msg, workdir)
+
+
+def _run_training_message(chat_model, msg: dict, workdir: str | Path, progress: Callable[[dict], None] | None = None):
+    """The training every rank runs for one :func:`train_arm` message; with checkpoints, every rank
+    waits until all have written their last checkpoint files (rank 0 then removes them)."""
     from . import distributed
     from .train import run_training
 
-    run_training(chat_model, msg["method"], msg["rows"], msg["lora"], msg["train"], Path(workdir) / msg["name"],
-                 seed=msg["seed"], checkpoint_dir=msg["checkpoint_dir"], resume=msg["resume"])
+    res = run_training(chat_model, msg["method"], msg["rows"], msg["lora"], msg["train"], Path(workdir) / msg["name"],
+                       seed=msg["seed"], progress=progress, checkpoint_dir=msg["checkpoint_dir"], resume=msg["resume"])
     if msg["checkpoint_dir"] is not None:
         distributed.barrier()
+    return res
 
 
 def vanilla_reference(chat_model, eval_spec: EvalSpec, judge_spec: JudgeSpec, judge, seed: int,

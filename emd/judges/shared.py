@@ -71,9 +71,7 @@ class SharedVerdicts:
         return run_id
 
 
-def for_judge(judge, tracker, enabled: bool) -> SharedVerdicts | None:
-    """The shared layer of a run's judge (None: sharing off, no judge, or a judge without a cache)."""
+def for_judge(judge, tracker) -> SharedVerdicts | None:
+    """The shared layer of a run's judge (None for a judge without a cache: nothing to read through)."""
     cache = getattr(judge, "cache", None)
-    if not enabled or judge is None or cache is None:
-        return None
-    return SharedVerdicts(tracker, judge.id, judge.version, cache)
+    return None if cache is None else SharedVerdicts(tracker, judge.id, judge.version, cache)
